@@ -1,0 +1,146 @@
+// mpx/detail/serialize.hpp: how a C++ type travels. Trivially copyable values and contiguous
+// sequences of them go as raw bytes; everything else through Boost.Serialization's binary
+// archive written straight into a byte vector (no std::stringstream, no MPI_Pack per field).
+#pragma once
+
+#include <boost/archive/binary_iarchive.hpp>
+#include <boost/archive/binary_oarchive.hpp>
+#include <boost/serialization/array.hpp>
+#include <boost/serialization/complex.hpp>
+#include <boost/serialization/deque.hpp>
+#include <boost/serialization/list.hpp>
+#include <boost/serialization/map.hpp>
+#include <boost/serialization/set.hpp>
+#include <boost/serialization/string.hpp>
+#include <boost/serialization/unordered_map.hpp>
+#include <boost/serialization/unordered_set.hpp>
+#include <boost/serialization/utility.hpp>
+#include <boost/serialization/vector.hpp>
+#include <cstddef>
+#include <span>
+#include <streambuf>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "mpx/detail/type_id.hpp"
+
+namespace mpx::detail {
+
+/// A type whose bytes can be copied to another rank as they are.
+template <class T>
+concept trivially_sendable = std::is_trivially_copyable_v<T> && !std::is_pointer_v<T> &&
+                             !std::is_member_pointer_v<T> && !std::is_reference_v<T>;
+
+/// Contiguous sequences of trivially sendable elements that travel as raw bytes:
+/// std::vector<E> (E not bool) and std::basic_string<C>.
+template <class T>
+struct raw_sequence : std::false_type {};
+template <class E, class A>
+  requires(trivially_sendable<E> && !std::is_same_v<E, bool>)
+struct raw_sequence<std::vector<E, A>> : std::true_type {
+  using element = E;
+};
+template <class C, class Tr, class A>
+struct raw_sequence<std::basic_string<C, Tr, A>> : std::true_type {
+  using element = C;
+};
+
+/// How T travels on the wire.
+enum class WireKind { raw, sequence, serialized };
+
+template <class T>
+constexpr WireKind wire_kind() {
+  if constexpr (trivially_sendable<T>)
+    return WireKind::raw;
+  else if constexpr (raw_sequence<T>::value)
+    return WireKind::sequence;
+  else
+    return WireKind::serialized;
+}
+
+/// Tag types that name the wire format in the type fingerprint.
+template <class E>
+struct sequence_of {};
+template <class T>
+struct serialized {};
+
+/// The type whose fingerprint a message of C++ type T carries. A std::string and a
+/// std::vector<char> share one wire type, so do all sequences of the same element.
+template <class T>
+struct wire_type_of {
+  using type = T;
+};
+template <class T>
+  requires(wire_kind<T>() == WireKind::sequence)
+struct wire_type_of<T> {
+  using type = sequence_of<typename raw_sequence<T>::element>;
+};
+template <class T>
+  requires(wire_kind<T>() == WireKind::serialized)
+struct wire_type_of<T> {
+  using type = serialized<T>;
+};
+
+/// Fingerprint of T's wire type; also registers its readable name.
+template <class T>
+int fingerprint_of() noexcept {
+  using W = typename wire_type_of<T>::type;
+  (void)wire_id<W>::registered;
+  return wire_id<W>::fingerprint;
+}
+
+/// Readable name of T for error messages.
+template <class T>
+std::string readable_name() {
+  return std::string(type_name<T>());
+}
+
+/// std::streambuf that appends to a byte vector.
+class VectorSink final : public std::streambuf {
+ public:
+  explicit VectorSink(std::vector<char>& out) : out_(out) {}
+
+ protected:
+  int_type overflow(int_type c) override {
+    if (c != traits_type::eof()) out_.push_back(static_cast<char>(c));
+    return c;
+  }
+  std::streamsize xsputn(const char* s, std::streamsize n) override {
+    out_.insert(out_.end(), s, s + n);
+    return n;
+  }
+
+ private:
+  std::vector<char>& out_;
+};
+
+/// std::streambuf that reads from a byte span without copying it.
+class SpanSource final : public std::streambuf {
+ public:
+  explicit SpanSource(std::span<const char> in) {
+    char* p = const_cast<char*>(in.data());  // streambuf needs char*; it is never written
+    setg(p, p, p + in.size());
+  }
+};
+
+inline constexpr unsigned archive_flags = boost::archive::no_header | boost::archive::no_codecvt;
+
+/// Appends the Boost.Serialization image of `value` to `out`.
+template <class T>
+void serialize_into(std::vector<char>& out, const T& value) {
+  VectorSink sink(out);
+  boost::archive::binary_oarchive ar(sink, archive_flags);
+  ar << value;
+}
+
+/// Rebuilds `value` from bytes written by serialize_into. Throws std::exception (from
+/// Boost) when the bytes are not a valid image of T.
+template <class T>
+void deserialize_from(std::span<const char> bytes, T& value) {
+  SpanSource source(bytes);
+  boost::archive::binary_iarchive ar(source, archive_flags);
+  ar >> value;
+}
+
+}  // namespace mpx::detail

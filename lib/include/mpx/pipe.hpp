@@ -1,0 +1,176 @@
+// mpx/pipe.hpp: Python's multiprocessing.Pipe between two ranks.
+//
+//   // every rank runs this line (creation is collective), each end belongs to one rank:
+//   auto [left, right] = mpx::Pipe(/*rank of left=*/0, /*rank of right=*/1);
+//   if (world.rank() == 0) left.send(42);
+//   if (world.rank() == 1) int x = right.recv<int>();
+//
+// As in Python, Pipe(duplex=true) gives two ends that both send and receive; with
+// duplex=false the first end only receives and the second only sends. recv() on an end whose
+// peer closed, once every message sent before the close has been received, throws
+// mpx::EOFError (Python's EOFError). Each pipe owns private communicators, so its messages
+// never mix with any other traffic. Both ends may belong to the same rank (threads of one
+// rank talking to each other).
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "mpx/communicator.hpp"
+#include "mpx/environment.hpp"
+
+namespace mpx {
+
+namespace detail {
+struct PipeShared;
+}
+
+/// One end of a Pipe (Python's multiprocessing.connection.Connection). Move-only; belongs to
+/// one rank, and every call on another rank is a UsageError. Destroying an open end closes it.
+class Connection {
+ public:
+  /// An end that refers to no pipe.
+  Connection() = default;
+  Connection(Connection&&) noexcept;
+  Connection& operator=(Connection&&) noexcept;
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+  /// Closes the end if this rank owns it and it is still open (never throws).
+  ~Connection();
+
+  /// Sends `value` to the other end (remote: returns once the value is handed to MPI;
+  /// large values wait until the peer receives them).
+  template <class T>
+  void send(const T& value);
+
+  /// Receives the next value, which must have been sent as a T (remote). Throws EOFError
+  /// when the peer closed and nothing is left, TypeMismatch (keeping the message for a
+  /// recv with the right type) when the next value has another type.
+  template <class T>
+  T recv();
+
+  /// True when recv() would not block: a value, or the peer's close, is waiting (remote:
+  /// waits up to `timeout`, which must not be negative).
+  template <class Rep = long, class Period = std::ratio<1>>
+  bool poll(std::chrono::duration<Rep, Period> timeout = std::chrono::seconds(0));
+
+  /// Closes this end; the peer's recv() ends in EOFError once it has drained what was sent
+  /// (local). Closing twice is harmless.
+  void close();
+
+  /// True after close() (local).
+  [[nodiscard]] bool closed() const noexcept { return closed_; }
+  /// True if this end can receive (local).
+  [[nodiscard]] bool readable() const noexcept { return readable_; }
+  /// True if this end can send (local).
+  [[nodiscard]] bool writable() const noexcept { return writable_; }
+  /// The rank this end belongs to (local).
+  [[nodiscard]] int rank() const noexcept { return owner_; }
+  /// The rank of the other end (local).
+  [[nodiscard]] int peer() const noexcept { return peer_; }
+  /// "Pipe#N end 1" or "Pipe#N end 2" (local).
+  [[nodiscard]] const std::string& name() const noexcept { return name_; }
+
+ private:
+  friend std::pair<Connection, Connection> Pipe(int, int, bool, const Communicator&);
+  Connection(std::shared_ptr<detail::PipeShared> shared, int end, int owner, int peer, bool readable,
+             bool writable);
+  void require(bool want_read, bool want_write, std::string_view operation) const;
+  void close_noexcept() noexcept;
+  [[noreturn]] void throw_stashed_mismatch(std::string_view expected) const;
+  [[nodiscard]] const Communicator& in() const;
+  [[nodiscard]] const Communicator& out() const;
+  // Classifies a matched message: true when it is a value of fingerprint `fp` (left for the
+  // caller to receive); otherwise takes it off the wire, as the close marker (peer_closed_)
+  // or into stash_.
+  bool is_data_for(int fp, MPI_Message& message, const MPI_Status& status);
+  [[noreturn]] void throw_eof() const;
+
+  struct Stash {
+    int fingerprint = 0;
+    std::vector<char> bytes;
+  };
+
+  std::shared_ptr<detail::PipeShared> shared_;
+  int end_ = 0;  // 1 or 2
+  int owner_ = -1;
+  int peer_ = -1;
+  bool readable_ = false;
+  bool writable_ = false;
+  bool closed_ = false;
+  bool peer_closed_ = false;
+  std::optional<Stash> stash_;
+  std::string name_;
+};
+
+/// Creates a pipe whose first end belongs to `rank1` and second to `rank2` (collective over
+/// `comm`: every rank calls it, in the same order as other mpx objects). With
+/// duplex=false the first end only receives and the second only sends, as in Python.
+std::pair<Connection, Connection> Pipe(int rank1, int rank2, bool duplex = true,
+                                       const Communicator& comm = Communicator::world());
+
+// ---- implementation -------------------------------------------------------------------------
+
+namespace detail {
+/// Tags on a pipe's private communicators.
+inline constexpr int pipe_data_tag = 0;
+inline constexpr int pipe_close_tag = 1;
+/// MPI tag of the close marker (fingerprint 0 is never used by typed data).
+inline int pipe_close_wire_tag() noexcept { return wire_tag(pipe_close_tag, 0); }
+}  // namespace detail
+
+template <class T>
+void Connection::send(const T& value) {
+  require(false, true, "send");
+  out().send(value, peer_, detail::pipe_data_tag);
+}
+
+template <class T>
+T Connection::recv() {
+  require(true, false, "recv");
+  const int fp = detail::fingerprint_of<T>();
+  if (stash_) {  // a value an earlier recv with the wrong type left here
+    if (stash_->fingerprint != fp) throw_stashed_mismatch(detail::readable_name<T>());
+    auto bytes = std::move(stash_->bytes);
+    stash_.reset();
+    return detail::decode<T>(bytes);
+  }
+  if (peer_closed_) throw_eof();
+  MPI_Message message = MPI_MESSAGE_NULL;
+  MPI_Status status{};
+  detail::wait_until(
+      [&] {
+        int found = 0;
+        MPX_CHECK_MPI(MPI_Improbe(peer_, MPI_ANY_TAG, in().native(), &found, &message, &status),
+                      name_, "recv");
+        return found != 0;
+      },
+      detail::no_deadline, {name_, "recv", peer_});
+  if (!is_data_for(fp, message, status)) {  // the close marker, or a value of another type
+    if (peer_closed_) throw_eof();
+    throw_stashed_mismatch(detail::readable_name<T>());
+  }
+  return detail::receive_matched<T>(in(), message, status, "recv");
+}
+
+template <class Rep, class Period>
+bool Connection::poll(std::chrono::duration<Rep, Period> timeout) {
+  require(true, false, "poll");
+  const auto deadline = detail::deadline_after(timeout, name_, "poll");
+  if (stash_ || peer_closed_) return true;
+  return detail::wait_until(
+      [&] {
+        int found = 0;
+        MPX_CHECK_MPI(MPI_Iprobe(peer_, MPI_ANY_TAG, in().native(), &found, MPI_STATUS_IGNORE), name_,
+                      "poll");
+        return found != 0;
+      },
+      deadline, {name_, "poll", peer_});
+}
+
+}  // namespace mpx

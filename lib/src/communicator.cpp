@@ -1,0 +1,392 @@
+#include "mpx/communicator.hpp"
+
+#include <mpi.h>
+
+#include <climits>
+#include <map>
+#include <mutex>
+#include <string>
+
+#include "mpx/detail/check.hpp"
+#include "mpx/detail/type_id.hpp"
+
+namespace mpx {
+
+// ---- type registry ------------------------------------------------------------------------
+
+namespace detail {
+
+namespace {
+std::mutex& registry_mutex() {
+  static std::mutex m;
+  return m;
+}
+std::map<int, std::string>& registry() {
+  static std::map<int, std::string> names;
+  return names;
+}
+
+// "mpx::detail::sequence_of<char>" -> "sequence of char (std::string, std::vector<char>)".
+std::string readable(std::string_view wire) {
+  constexpr std::string_view seq = "mpx::detail::sequence_of<";
+  constexpr std::string_view ser = "mpx::detail::serialized<";
+  if (wire.starts_with(seq)) {
+    auto e = wire.substr(seq.size(), wire.size() - seq.size() - 1);
+    return "std::vector<" + std::string(e) + "> (or another contiguous sequence of " +
+           std::string(e) + ")";
+  }
+  if (wire.starts_with(ser)) return std::string(wire.substr(ser.size(), wire.size() - ser.size() - 1));
+  return std::string(wire);
+}
+}  // namespace
+
+bool register_type_name(int fingerprint, std::string_view name) noexcept {
+  try {
+    std::lock_guard lock(registry_mutex());
+    auto& names = registry();
+    auto [it, inserted] = names.emplace(fingerprint, readable(name));
+    if (!inserted && it->second != readable(name)) it->second += " or " + readable(name);
+  } catch (...) {
+  }
+  return true;
+}
+
+std::string lookup_type_name(int fingerprint) {
+  std::lock_guard lock(registry_mutex());
+  const auto& names = registry();
+  if (auto it = names.find(fingerprint); it != names.end()) return "'" + it->second + "'";
+  return "a type this rank never uses (type fingerprint " + std::to_string(fingerprint) + ")";
+}
+
+// ---- orphaned sends ------------------------------------------------------------------------
+
+namespace {
+std::mutex& orphan_mutex() {
+  static std::mutex m;
+  return m;
+}
+std::vector<std::unique_ptr<PendingOp>>& orphans() {
+  static auto* list = new std::vector<std::unique_ptr<PendingOp>>();  // leaked on purpose
+  return *list;
+}
+}  // namespace
+
+void adopt_orphan(std::unique_ptr<PendingOp> op) noexcept {
+  try {
+    std::lock_guard lock(orphan_mutex());
+    orphans().push_back(std::move(op));
+  } catch (...) {
+    (void)op.release();  // cannot keep it: leak the buffer rather than free it under MPI
+  }
+}
+
+void sweep_orphans() noexcept {
+  std::unique_lock lock(orphan_mutex(), std::try_to_lock);
+  if (!lock.owns_lock()) return;
+  auto& list = orphans();
+  for (auto it = list.begin(); it != list.end();) {
+    bool done = true;
+    try {
+      done = (*it)->progress();
+    } catch (...) {
+    }
+    it = done ? list.erase(it) : it + 1;
+  }
+}
+
+void throw_invalid_future() {
+  throw UsageError(where("Future", "get") +
+                   "this future holds no operation (its result was already taken, or it was "
+                   "moved from or default-constructed)");
+}
+
+// ---- byte types ----------------------------------------------------------------------------
+
+ByteType::ByteType(std::size_t bytes) {
+  if (bytes <= static_cast<std::size_t>(INT_MAX)) {
+    count_ = static_cast<int>(bytes);
+    return;
+  }
+  constexpr std::size_t chunk = std::size_t{1} << 30;
+  const std::size_t chunks = bytes / chunk;
+  const std::size_t rest = bytes % chunk;
+  MPI_Datatype chunk_type = MPI_DATATYPE_NULL;
+  MPX_CHECK_MPI(MPI_Type_contiguous(static_cast<int>(chunk), MPI_BYTE, &chunk_type), "message", "send");
+  int lengths[2] = {static_cast<int>(chunks), static_cast<int>(rest)};
+  MPI_Aint displacements[2] = {0, static_cast<MPI_Aint>(chunks * chunk)};
+  MPI_Datatype types[2] = {chunk_type, MPI_BYTE};
+  MPX_CHECK_MPI(MPI_Type_create_struct(2, lengths, displacements, types, &type_), "message", "send");
+  MPI_Type_free(&chunk_type);
+  MPX_CHECK_MPI(MPI_Type_commit(&type_), "message", "send");
+  count_ = 1;
+  owned_ = true;
+}
+
+ByteType::~ByteType() {
+  if (owned_) MPI_Type_free(&type_);
+}
+
+std::size_t message_bytes(const MPI_Status& status) {
+  MPI_Count count = 0;
+  MPI_Get_elements_x(&status, MPI_BYTE, &count);
+  return count < 0 ? 0 : static_cast<std::size_t>(count);
+}
+
+MPI_Datatype make_block_datatype(std::size_t bytes) {
+  MPI_Datatype type = MPI_DATATYPE_NULL;
+  MPX_CHECK_MPI(MPI_Type_contiguous(static_cast<int>(bytes), MPI_BYTE, &type), "reduce", "datatype");
+  MPX_CHECK_MPI(MPI_Type_commit(&type), "reduce", "datatype");
+  return type;
+}
+
+MPI_Op make_user_op(MPI_User_function* fn) {
+  MPI_Op op = MPI_OP_NULL;
+  MPX_CHECK_MPI(MPI_Op_create(fn, /*commute=*/0, &op), "reduce", "operation");
+  return op;
+}
+
+}  // namespace detail
+
+// ---- Communicator --------------------------------------------------------------------------
+
+Communicator::Communicator(MPI_Comm comm, std::string name, bool owned)
+    : comm_(comm), name_(std::move(name)), owned_(owned) {
+  MPX_CHECK_MPI(MPI_Comm_rank(comm_, &rank_), name_, "rank");
+  MPX_CHECK_MPI(MPI_Comm_size(comm_, &size_), name_, "size");
+}
+
+Communicator Communicator::view(MPI_Comm comm, std::string name) {
+  return Communicator(comm, std::move(name), false);
+}
+
+Communicator::Communicator(Communicator&& o) noexcept
+    : comm_(o.comm_), rank_(o.rank_), size_(o.size_), name_(std::move(o.name_)), owned_(o.owned_) {
+  o.comm_ = MPI_COMM_NULL;
+  o.owned_ = false;
+}
+
+Communicator& Communicator::operator=(Communicator&& o) noexcept {
+  if (this != &o) {
+    this->~Communicator();
+    new (this) Communicator(std::move(o));
+  }
+  return *this;
+}
+
+Communicator::~Communicator() {
+  if (owned_ && comm_ != MPI_COMM_NULL) {
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (!finalized) MPI_Comm_free(&comm_);
+  }
+}
+
+Communicator Communicator::duplicate(std::string name) const {
+  MPI_Comm dup = MPI_COMM_NULL;
+  MPI_Request request = MPI_REQUEST_NULL;
+  MPX_CHECK_MPI(MPI_Comm_idup(comm_, &dup, &request), name, "create");
+  wait(request, "create");
+  MPX_CHECK_MPI(MPI_Comm_set_errhandler(dup, MPI_ERRORS_RETURN), name, "create");
+  return Communicator(dup, std::move(name), true);
+}
+
+Communicator Communicator::split(int color, int key, std::string name) const {
+  MPI_Comm out = MPI_COMM_NULL;
+  MPX_CHECK_MPI(MPI_Comm_split(comm_, color < 0 ? MPI_UNDEFINED : color, key, &out), name_, "split");
+  if (out == MPI_COMM_NULL) return Communicator(MPI_COMM_NULL, std::move(name), false);
+  MPX_CHECK_MPI(MPI_Comm_set_errhandler(out, MPI_ERRORS_RETURN), name, "split");
+  return Communicator(out, std::move(name), true);
+}
+
+void Communicator::check_rank(int rank, std::string_view operation, bool allow_any) const {
+  if (allow_any && rank == any_source) return;
+  if (rank >= 0 && rank < size_) return;
+  detail::fail(name_, operation,
+               "rank " + std::to_string(rank) + " is out of range: " + name_ + " has " +
+                   std::to_string(size_) + " rank(s), numbered 0.." + std::to_string(size_ - 1) +
+                   (allow_any ? " (or any_source)" : "") + "; check the rank you pass, and the -n of mpiexec");
+}
+
+void Communicator::check_tag(int tag, std::string_view operation, bool allow_any) const {
+  if (allow_any && tag == any_tag) return;
+  if (tag >= 0 && tag <= detail::max_user_tag) return;
+  detail::fail(name_, operation,
+               "tag " + std::to_string(tag) + " is out of range: use 0.." +
+                   std::to_string(detail::max_user_tag) + (allow_any ? " or any_tag" : ""));
+}
+
+void Communicator::wait(MPI_Request& request, std::string_view operation, int peer,
+                        MPI_Status* status) const {
+  MPI_Status local{};
+  MPI_Status* st = status ? status : &local;
+  detail::wait_until(
+      [&] {
+        int done = 0;
+        MPX_CHECK_MPI(MPI_Test(&request, &done, st), name_, operation);
+        return done != 0;
+      },
+      detail::no_deadline, {name_, operation, peer});
+}
+
+namespace {
+constexpr std::size_t eager_bytes = 4096;  // Open MPI's shared-memory eager limit
+}
+
+void Communicator::send_bytes(const void* data, std::size_t bytes, int dest, int wire_tag,
+                              std::string_view operation) const {
+  if (bytes <= eager_bytes) {
+    MPX_CHECK_MPI(MPI_Send(data, static_cast<int>(bytes), MPI_BYTE, dest, wire_tag, comm_), name_,
+                  operation);
+    return;
+  }
+  MPI_Request request = isend_bytes(data, bytes, dest, wire_tag, operation);
+  wait(request, operation, dest);
+}
+
+MPI_Request Communicator::isend_bytes(const void* data, std::size_t bytes, int dest, int wire_tag,
+                                      std::string_view operation) const {
+  const detail::ByteType type(bytes);
+  MPI_Request request = MPI_REQUEST_NULL;
+  MPX_CHECK_MPI(MPI_Isend(data, type.count(), type.type(), dest, wire_tag, comm_, &request), name_,
+                operation);
+  return request;
+}
+
+void Communicator::check_pending_type(int source, int user_tag, int fingerprint,
+                                      std::string_view expected, std::string_view operation) const {
+  int found = 0;
+  MPI_Status st{};
+  MPX_CHECK_MPI(MPI_Iprobe(source, MPI_ANY_TAG, comm_, &found, &st), name_, operation);
+  if (!found || detail::user_tag_of(st.MPI_TAG) != user_tag) return;
+  const int got = detail::fingerprint_of_tag(st.MPI_TAG);
+  if (got == fingerprint) return;
+  detail::fail<TypeMismatch>(
+      name_, operation,
+      "asked for a '" + std::string(expected) + "' but the next message from rank " +
+          std::to_string(st.MPI_SOURCE) + " with tag " + std::to_string(user_tag) +
+          " was sent as " + detail::lookup_type_name(got) +
+          "; receive it with the type it was sent as (the message is still there)");
+}
+
+Status Communicator::probe(int source, int tag) const {
+  check_rank(source, "probe", true);
+  check_tag(tag, "probe", true);
+  std::optional<Status> found;
+  detail::wait_until([&] { return (found = iprobe(source, tag)).has_value(); }, detail::no_deadline,
+                     {name_, "probe", source});
+  return *found;
+}
+
+std::optional<Status> Communicator::iprobe(int source, int tag) const {
+  check_rank(source, "iprobe", true);
+  check_tag(tag, "iprobe", true);
+  int found = 0;
+  MPI_Status st{};
+  if (tag == any_tag || !detail::fingerprints_enabled()) {
+    MPX_CHECK_MPI(MPI_Iprobe(source, tag, comm_, &found, &st), name_, "iprobe");
+  } else {
+    // The fingerprint is unknown here: look at the next message from source and keep it
+    // only when its user tag matches.
+    MPX_CHECK_MPI(MPI_Iprobe(source, MPI_ANY_TAG, comm_, &found, &st), name_, "iprobe");
+    if (found && detail::user_tag_of(st.MPI_TAG) != tag) found = 0;
+  }
+  if (!found) return std::nullopt;
+  return Status{st.MPI_SOURCE, detail::user_tag_of(st.MPI_TAG), detail::message_bytes(st)};
+}
+
+void Communicator::barrier() const {
+  MPI_Request request = MPI_REQUEST_NULL;
+  MPX_CHECK_MPI(MPI_Ibarrier(comm_, &request), name_, "barrier");
+  wait(request, "barrier");
+}
+
+void Communicator::bcast_bytes(void* data, std::size_t bytes, int root, std::string_view op) const {
+  const detail::ByteType type(bytes);
+  MPI_Request request = MPI_REQUEST_NULL;
+  MPX_CHECK_MPI(MPI_Ibcast(data, type.count(), type.type(), root, comm_, &request), name_, op);
+  wait(request, op, root);
+}
+
+std::vector<int> Communicator::gather_counts(int count, int root, bool all, std::string_view op) const {
+  std::vector<int> counts(all || rank_ == root ? static_cast<std::size_t>(size_) : 0);
+  MPI_Request request = MPI_REQUEST_NULL;
+  if (all)
+    MPX_CHECK_MPI(MPI_Iallgather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, comm_, &request), name_, op);
+  else
+    MPX_CHECK_MPI(MPI_Igather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, root, comm_, &request), name_, op);
+  wait(request, op, all ? -1 : root);
+  return counts;
+}
+
+namespace {
+std::vector<int> displacements(const std::vector<int>& counts, std::string_view name, std::string_view op) {
+  std::vector<int> displs(counts.size());
+  long long offset = 0;
+  for (std::size_t i = 0; i < counts.size(); ++i) {
+    if (offset > INT_MAX)
+      detail::fail(name, op, "more than 2 GiB in one collective; send large data with send/recv");
+    displs[i] = static_cast<int>(offset);
+    offset += counts[i];
+  }
+  if (offset > INT_MAX)
+    detail::fail(name, op, "more than 2 GiB in one collective; send large data with send/recv");
+  return displs;
+}
+int checked_int(std::size_t n, std::string_view name, std::string_view op) {
+  if (n > static_cast<std::size_t>(INT_MAX))
+    detail::fail(name, op, "more than 2 GiB from one rank in a collective; send it with send/recv");
+  return static_cast<int>(n);
+}
+}  // namespace
+
+std::vector<char> Communicator::gatherv_bytes(std::span<const char> mine, int root, bool all,
+                                              std::vector<int>& counts, std::string_view op) const {
+  const int n = checked_int(mine.size(), name_, op);
+  counts = gather_counts(n, root, all, op);
+  std::vector<char> out;
+  std::vector<int> displs;
+  if (all || rank_ == root) {
+    displs = displacements(counts, name_, op);
+    out.resize(counts.empty() ? 0 : static_cast<std::size_t>(displs.back()) + static_cast<std::size_t>(counts.back()));
+  }
+  MPI_Request request = MPI_REQUEST_NULL;
+  if (all)
+    MPX_CHECK_MPI(MPI_Iallgatherv(mine.data(), n, MPI_BYTE, out.data(), counts.data(), displs.data(),
+                                  MPI_BYTE, comm_, &request),
+                  name_, op);
+  else
+    MPX_CHECK_MPI(MPI_Igatherv(mine.data(), n, MPI_BYTE, out.data(), counts.data(), displs.data(),
+                               MPI_BYTE, root, comm_, &request),
+                  name_, op);
+  wait(request, op, all ? -1 : root);
+  return out;
+}
+
+std::vector<char> Communicator::scatterv_bytes(std::span<const char> all, std::span<const int> counts,
+                                               int root, std::string_view op) const {
+  int mine = 0;
+  MPI_Request request = MPI_REQUEST_NULL;
+  MPX_CHECK_MPI(MPI_Iscatter(counts.data(), 1, MPI_INT, &mine, 1, MPI_INT, root, comm_, &request),
+                name_, op);
+  wait(request, op, root);
+  std::vector<int> displs;
+  if (rank_ == root) displs = displacements(std::vector<int>(counts.begin(), counts.end()), name_, op);
+  std::vector<char> out(static_cast<std::size_t>(mine));
+  MPX_CHECK_MPI(MPI_Iscatterv(all.data(), counts.data(), displs.data(), MPI_BYTE, out.data(), mine,
+                              MPI_BYTE, root, comm_, &request),
+                name_, op);
+  wait(request, op, root);
+  return out;
+}
+
+void Communicator::reduce_raw(const void* in, void* out, int count, MPI_Datatype type, MPI_Op op,
+                              int root, bool all, std::string_view operation) const {
+  MPI_Request request = MPI_REQUEST_NULL;
+  if (all)
+    MPX_CHECK_MPI(MPI_Iallreduce(in, out, count, type, op, comm_, &request), name_, operation);
+  else
+    MPX_CHECK_MPI(MPI_Ireduce(in, out, count, type, op, root, comm_, &request), name_, operation);
+  wait(request, operation, all ? -1 : root);
+}
+
+}  // namespace mpx

@@ -1,0 +1,176 @@
+#include "mpx/pipe.hpp"
+
+#include <atomic>
+#include <cstdio>
+
+namespace mpx {
+
+namespace detail {
+
+/// The communicators of one pipe: one per direction, so that two ends on the same rank
+/// never see each other's outgoing messages.
+struct PipeShared {
+  std::string name;
+  int rank1 = -1;
+  int rank2 = -1;
+  std::optional<Communicator> to_end2;  // end 1 sends, end 2 receives
+  std::optional<Communicator> to_end1;  // end 2 sends, end 1 receives (duplex only)
+};
+
+namespace {
+std::atomic<int> g_pipe_count{0};
+}
+
+}  // namespace detail
+
+std::pair<Connection, Connection> Pipe(int rank1, int rank2, bool duplex, const Communicator& comm) {
+  const std::string name = "Pipe#" + std::to_string(++detail::g_pipe_count);
+  comm.check_rank(rank1, "Pipe(rank1)");
+  comm.check_rank(rank2, "Pipe(rank2)");
+  // Every rank must describe the same pipe, or messages would go to ranks that never look.
+  const std::array<int, 3> mine{rank1, rank2, duplex ? 1 : 0};
+  const auto root = comm.bcast(mine, 0);
+  if (root != mine)
+    detail::fail(name, "create",
+                 "ranks disagree on the pipe: rank 0 asked for Pipe(" + std::to_string(root[0]) +
+                     ", " + std::to_string(root[1]) + (root[2] ? ", duplex" : ", one-way") +
+                     ") but this rank asked for Pipe(" + std::to_string(rank1) + ", " +
+                     std::to_string(rank2) + (duplex ? ", duplex" : ", one-way") +
+                     "); every rank must create the same pipes in the same order");
+  auto shared = std::make_shared<detail::PipeShared>();
+  shared->name = name;
+  shared->rank1 = rank1;
+  shared->rank2 = rank2;
+  // Python: Pipe(duplex=False) returns (reader, writer). Data flows end 2 -> end 1.
+  shared->to_end1.emplace(comm.duplicate(name));
+  if (duplex) shared->to_end2.emplace(comm.duplicate(name));
+  Connection first(shared, 1, rank1, rank2, true, duplex);
+  Connection second(shared, 2, rank2, rank1, duplex, true);
+  return {std::move(first), std::move(second)};
+}
+
+Connection::Connection(std::shared_ptr<detail::PipeShared> shared, int end, int owner, int peer,
+                       bool readable, bool writable)
+    : shared_(std::move(shared)),
+      end_(end),
+      owner_(owner),
+      peer_(peer),
+      readable_(readable),
+      writable_(writable),
+      name_(shared_->name + " end " + std::to_string(end)) {}
+
+Connection::Connection(Connection&& o) noexcept
+    : shared_(std::move(o.shared_)),
+      end_(o.end_),
+      owner_(o.owner_),
+      peer_(o.peer_),
+      readable_(o.readable_),
+      writable_(o.writable_),
+      closed_(o.closed_),
+      peer_closed_(o.peer_closed_),
+      stash_(std::move(o.stash_)),
+      name_(std::move(o.name_)) {
+  o.closed_ = true;
+}
+
+Connection& Connection::operator=(Connection&& o) noexcept {
+  if (this != &o) {
+    close_noexcept();
+    shared_ = std::move(o.shared_);
+    end_ = o.end_;
+    owner_ = o.owner_;
+    peer_ = o.peer_;
+    readable_ = o.readable_;
+    writable_ = o.writable_;
+    closed_ = o.closed_;
+    peer_closed_ = o.peer_closed_;
+    stash_ = std::move(o.stash_);
+    name_ = std::move(o.name_);
+    o.closed_ = true;
+  }
+  return *this;
+}
+
+Connection::~Connection() { close_noexcept(); }
+
+const Communicator& Connection::in() const {
+  return end_ == 1 ? *shared_->to_end1 : *shared_->to_end2;
+}
+const Communicator& Connection::out() const {
+  return end_ == 1 ? *shared_->to_end2 : *shared_->to_end1;
+}
+
+void Connection::require(bool want_read, bool want_write, std::string_view operation) const {
+  if (!shared_)
+    detail::fail(name_.empty() ? "Connection" : name_, operation,
+                 "this connection refers to no pipe (default-constructed or moved from)");
+  const int here = shared_->to_end1->rank();
+  if (here != owner_)
+    detail::fail(name_, operation,
+                 "this end belongs to rank " + std::to_string(owner_) + ", not to rank " +
+                     std::to_string(here) + "; use it only on its own rank (the other end is on rank " +
+                     std::to_string(peer_) + ")");
+  if (closed_)
+    detail::fail<ClosedError>(name_, operation, "this end is closed; it cannot be used after close()");
+  if (want_read && !readable_)
+    detail::fail(name_, operation,
+                 "this is the write-only end of a one-way pipe (Pipe(..., duplex=false)); "
+                 "receive on the first end instead");
+  if (want_write && !writable_)
+    detail::fail(name_, operation,
+                 "this is the read-only end of a one-way pipe (Pipe(..., duplex=false)); "
+                 "send on the second end instead");
+}
+
+bool Connection::is_data_for(int fp, MPI_Message& message, const MPI_Status& status) {
+  if (status.MPI_TAG == detail::pipe_close_wire_tag()) {
+    MPX_CHECK_MPI(MPI_Mrecv(nullptr, 0, MPI_BYTE, &message, MPI_STATUS_IGNORE), name_, "recv");
+    peer_closed_ = true;
+    return false;
+  }
+  const int got = detail::fingerprint_of_tag(status.MPI_TAG);
+  if (got == fp || !detail::fingerprints_enabled()) return true;
+  Stash stash;
+  stash.fingerprint = got;
+  stash.bytes.resize(detail::message_bytes(status));
+  const detail::ByteType type(stash.bytes.size());
+  MPX_CHECK_MPI(MPI_Mrecv(stash.bytes.data(), type.count(), type.type(), &message, MPI_STATUS_IGNORE),
+                name_, "recv");
+  stash_ = std::move(stash);
+  return false;
+}
+
+void Connection::throw_stashed_mismatch(std::string_view expected) const {
+  detail::fail<TypeMismatch>(name_, "recv",
+                             "asked for a '" + std::string(expected) + "' but the next value from rank " +
+                                 std::to_string(peer_) + " was sent as " +
+                                 detail::lookup_type_name(stash_->fingerprint) +
+                                 "; the value is kept: recv() it with the type it was sent as");
+}
+
+void Connection::throw_eof() const {
+  detail::fail<EOFError>(name_, "recv",
+                         "the other end (rank " + std::to_string(peer_) +
+                             ") closed the pipe and every value it sent has been received");
+}
+
+void Connection::close() {
+  if (!shared_ || closed_) return;
+  require(false, false, "close");
+  if (writable_) {
+    MPX_CHECK_MPI(MPI_Send(nullptr, 0, MPI_BYTE, peer_, detail::pipe_close_wire_tag(), out().native()),
+                  name_, "close");
+  }
+  closed_ = true;
+}
+
+void Connection::close_noexcept() noexcept {
+  if (!shared_ || closed_ || !Environment::active()) return;
+  try {
+    if (shared_->to_end1->rank() == owner_) close();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+  }
+}
+
+}  // namespace mpx
