@@ -7,7 +7,7 @@
 #include <cstdio>
 #include <string>
 
-#include "../common/cli.hpp"
+#include "cli.hpp"
 
 int main(int argc, char** argv) {
   mpx::Environment env(argc, argv);

@@ -174,11 +174,7 @@ Communicator& Communicator::operator=(Communicator&& o) noexcept {
 }
 
 Communicator::~Communicator() {
-  if (owned_ && comm_ != MPI_COMM_NULL) {
-    int finalized = 0;
-    MPI_Finalized(&finalized);
-    if (!finalized) MPI_Comm_free(&comm_);
-  }
+  if (owned_ && comm_ != MPI_COMM_NULL) detail::retire_communicator(comm_);
 }
 
 Communicator Communicator::duplicate(std::string name) const {

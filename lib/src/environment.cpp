@@ -5,6 +5,8 @@
 
 #include <atomic>
 #include <cstdio>
+#include <mutex>
+#include <vector>
 #include <optional>
 #include <string>
 
@@ -27,6 +29,14 @@ struct State {
 };
 
 std::atomic<bool> g_active{false};
+std::mutex g_retired_mutex;
+std::vector<MPI_Comm> g_retired;  // freed when the Environment ends
+
+void free_retired_communicators() {
+  std::lock_guard lock(g_retired_mutex);
+  for (MPI_Comm& c : g_retired) MPI_Comm_free(&c);
+  g_retired.clear();
+}
 std::atomic<int> g_rank{-1};
 State& state() {
   static State s;
@@ -44,6 +54,24 @@ State& state() {
 namespace detail {
 int world_rank_or_minus_one() noexcept { return g_rank.load(std::memory_order_relaxed); }
 bool fingerprints_enabled() noexcept { return state().fingerprints; }
+
+// Open MPI reuses the context id of a freed communicator for the next one created, and a
+// message still in flight to the freed one (a close marker nobody received, say) would then
+// surface in the new one. So object communicators are freed only when the Environment ends.
+void retire_communicator(MPI_Comm comm) noexcept {
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (finalized) return;
+  if (!g_active.load()) {
+    MPI_Comm_free(&comm);
+    return;
+  }
+  try {
+    std::lock_guard lock(g_retired_mutex);
+    g_retired.push_back(comm);
+  } catch (...) {
+  }
+}
 }  // namespace detail
 
 Environment::Environment() { init(nullptr, nullptr); }
@@ -85,6 +113,7 @@ Environment::~Environment() {
   detail::sweep_orphans();
   state().world.reset();
   g_active = false;
+  free_retired_communicators();
   if (owns_mpi_) {
     int finalized = 0;
     MPI_Finalized(&finalized);

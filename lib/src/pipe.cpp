@@ -28,15 +28,20 @@ std::pair<Connection, Connection> Pipe(int rank1, int rank2, bool duplex, const 
   comm.check_rank(rank1, "Pipe(rank1)");
   comm.check_rank(rank2, "Pipe(rank2)");
   // Every rank must describe the same pipe, or messages would go to ranks that never look.
+  // All ranks compare, so all of them fail together instead of some waiting for ever.
   const std::array<int, 3> mine{rank1, rank2, duplex ? 1 : 0};
-  const auto root = comm.bcast(mine, 0);
-  if (root != mine)
+  const auto all = comm.allgather(mine);
+  for (std::size_t r = 0; r < all.size(); ++r) {
+    if (all[r] == all[0]) continue;
+    auto describe = [](const std::array<int, 3>& p) {
+      return "Pipe(" + std::to_string(p[0]) + ", " + std::to_string(p[1]) +
+             (p[2] ? ", duplex)" : ", one-way)");
+    };
     detail::fail(name, "create",
-                 "ranks disagree on the pipe: rank 0 asked for Pipe(" + std::to_string(root[0]) +
-                     ", " + std::to_string(root[1]) + (root[2] ? ", duplex" : ", one-way") +
-                     ") but this rank asked for Pipe(" + std::to_string(rank1) + ", " +
-                     std::to_string(rank2) + (duplex ? ", duplex" : ", one-way") +
-                     "); every rank must create the same pipes in the same order");
+                 "ranks disagree on the pipe: rank 0 asked for " + describe(all[0]) + " but rank " +
+                     std::to_string(r) + " asked for " + describe(all[r]) +
+                     "; every rank must create the same pipes in the same order");
+  }
   auto shared = std::make_shared<detail::PipeShared>();
   shared->name = name;
   shared->rank1 = rank1;

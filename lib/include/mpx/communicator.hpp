@@ -63,19 +63,6 @@ namespace detail {
 
 // ---- wire format -------------------------------------------------------------------------
 
-/// Also treat spans and string_views as raw sequences when sending.
-template <class T>
-struct send_sequence : raw_sequence<T> {};
-template <class E, std::size_t N>
-  requires trivially_sendable<std::remove_cv_t<E>>
-struct send_sequence<std::span<E, N>> : std::true_type {
-  using element = std::remove_cv_t<E>;
-};
-template <class C, class Tr>
-struct send_sequence<std::basic_string_view<C, Tr>> : std::true_type {
-  using element = C;
-};
-
 /// True when the fingerprint bits fit in this MPI's tag range (MPI_TAG_UB >= 2^30 - 1).
 bool fingerprints_enabled() noexcept;
 
@@ -611,7 +598,7 @@ class SendOp final : public Op<void> {
       : comm_(comm), value_(std::move(value)), dest_(dest) {
     const void* data = nullptr;
     std::size_t bytes = 0;
-    if constexpr (wire_kind<T>() == WireKind::raw && !send_sequence<T>::value) {
+    if constexpr (wire_kind<T>() == WireKind::raw) {
       data = &value_;
       bytes = sizeof(T);
     } else if constexpr (send_sequence<T>::value) {

@@ -20,6 +20,7 @@
 #include <span>
 #include <streambuf>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <vector>
 
@@ -46,15 +47,29 @@ struct raw_sequence<std::basic_string<C, Tr, A>> : std::true_type {
   using element = C;
 };
 
+/// Every contiguous sequence that can be sent as raw bytes: the resizable ones above plus
+/// views (std::span, std::basic_string_view), which can be sent but not received into.
+template <class T>
+struct send_sequence : raw_sequence<T> {};
+template <class E, std::size_t N>
+  requires trivially_sendable<std::remove_cv_t<E>>
+struct send_sequence<std::span<E, N>> : std::true_type {
+  using element = std::remove_cv_t<E>;
+};
+template <class C, class Tr>
+struct send_sequence<std::basic_string_view<C, Tr>> : std::true_type {
+  using element = C;
+};
+
 /// How T travels on the wire.
 enum class WireKind { raw, sequence, serialized };
 
 template <class T>
 constexpr WireKind wire_kind() {
-  if constexpr (trivially_sendable<T>)
-    return WireKind::raw;
-  else if constexpr (raw_sequence<T>::value)
+  if constexpr (send_sequence<T>::value)
     return WireKind::sequence;
+  else if constexpr (trivially_sendable<T>)
+    return WireKind::raw;
   else
     return WireKind::serialized;
 }
@@ -74,7 +89,7 @@ struct wire_type_of {
 template <class T>
   requires(wire_kind<T>() == WireKind::sequence)
 struct wire_type_of<T> {
-  using type = sequence_of<typename raw_sequence<T>::element>;
+  using type = sequence_of<typename send_sequence<T>::element>;
 };
 template <class T>
   requires(wire_kind<T>() == WireKind::serialized)

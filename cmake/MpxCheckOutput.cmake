@@ -1,0 +1,25 @@
+# Runs `cmd` and checks its exit code against `exit_code` and its combined output against
+# the regexes in `expect` (all must match) and `reject` (none may match). Used by
+# mpx_add_app_test; run with cmake -P on a generated file that sets those variables.
+execute_process(COMMAND ${cmd}
+                OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE rc
+                TIMEOUT ${timeout})
+string(JOIN " " shown ${cmd})
+message("$ ${shown}\n${out}${err}")
+set(problems "")
+if(NOT "${rc}" STREQUAL "${exit_code}")
+  string(APPEND problems "exit code was '${rc}', expected ${exit_code}\n")
+endif()
+foreach(re IN LISTS expect)
+  if(NOT out MATCHES "${re}")
+    string(APPEND problems "output does not match the expected pattern: ${re}\n")
+  endif()
+endforeach()
+foreach(re IN LISTS reject)
+  if(out MATCHES "${re}" OR err MATCHES "${re}")
+    string(APPEND problems "output matches the rejected pattern: ${re}\n")
+  endif()
+endforeach()
+if(problems)
+  message(FATAL_ERROR "${problems}")
+endif()
