@@ -13,6 +13,7 @@
 #include "mpx/communicator.hpp"
 #include "mpx/detail/check.hpp"
 #include "mpx/detail/progress.hpp"
+#include "mpx/detail/shared_segment.hpp"
 #include "mpx/future.hpp"
 
 namespace mpx {
@@ -31,9 +32,13 @@ struct State {
 std::atomic<bool> g_active{false};
 std::mutex g_retired_mutex;
 std::vector<MPI_Comm> g_retired;  // freed when the Environment ends
+std::vector<MPI_Win> g_retired_windows;
 
 void free_retired_communicators() {
   std::lock_guard lock(g_retired_mutex);
+  // MPI_Win_free is collective: free in creation order, which every rank shares.
+  for (MPI_Win& w : g_retired_windows) MPI_Win_free(&w);
+  g_retired_windows.clear();
   for (MPI_Comm& c : g_retired) MPI_Comm_free(&c);
   g_retired.clear();
 }
@@ -71,6 +76,11 @@ void retire_communicator(MPI_Comm comm) noexcept {
     g_retired.push_back(comm);
   } catch (...) {
   }
+}
+
+void register_window(MPI_Win win) {
+  std::lock_guard lock(g_retired_mutex);
+  g_retired_windows.push_back(win);
 }
 }  // namespace detail
 
