@@ -6,7 +6,11 @@
 #include <boost/serialization/map.hpp>
 #include <boost/serialization/string.hpp>
 #include <boost/serialization/vector.hpp>
+#include <sys/resource.h>
+
+#include <chrono>
 #include <map>
+#include <thread>
 #include <numeric>
 #include <string>
 #include <vector>
@@ -214,6 +218,35 @@ TEST(Messaging, MessagesOver2GiBWork) {
     ASSERT_EQ(got.size(), n);
     EXPECT_EQ(got[0], 'x');
     EXPECT_EQ(got[n - 1], 'z');
+  }
+  world().barrier();
+}
+
+}  // namespace
+
+namespace {
+
+double cpu_seconds() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
+}
+
+TEST(Messaging, ABlockedRecvCostsNoCore) {
+  // Rank 1 waits 3 s in recv while rank 0 sleeps; rank 1 must use < 10% of a core.
+  if (world().size() < 2) GTEST_SKIP() << "needs 2 ranks";
+  if (world().rank() == 0) {
+    std::this_thread::sleep_for(std::chrono::seconds(3));
+    world().send(1, 1, 20);
+  } else if (world().rank() == 1) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const double c0 = cpu_seconds();
+    EXPECT_EQ(world().recv<int>(0, 20), 1);
+    const double cpu = cpu_seconds() - c0;
+    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    EXPECT_GE(wall, 2.5);
+    EXPECT_LT(cpu / wall, 0.10) << "cpu " << cpu << " s over " << wall << " s";
   }
   world().barrier();
 }
