@@ -5,4 +5,5 @@
 #include "mpx/environment.hpp"
 #include "mpx/error.hpp"
 #include "mpx/future.hpp"
+#include "mpx/lock.hpp"
 #include "mpx/pipe.hpp"
