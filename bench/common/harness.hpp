@@ -25,7 +25,8 @@
 //
 // Command line shared by all benchmarks (parse_options): --quick (short run for smoke
 // checks), --json (machine-readable JSON on stdout, the table goes to stderr), --min-time S,
-// --rounds N, --help.
+// --rounds N, --filter TEXT (only the cases whose label contains TEXT: see Options::wants),
+// --help.
 #pragma once
 
 #include <mpi.h>
@@ -63,9 +64,15 @@ using Clock = std::chrono::steady_clock;
 struct Options {
   bool quick = false;       ///< --quick: short run for smoke checks (fewer sizes, short rounds)
   bool json = false;        ///< --json: JSON on stdout, the table on stderr
-  double min_time = 0.10;   ///< --min-time S: each timed run lasts at least S seconds
-  int rounds = 7;           ///< --rounds N: timed rounds per side; the median is reported
+  double min_time = 0.05;   ///< --min-time S: each timed run lasts at least S seconds
+  int rounds = 9;           ///< --rounds N: timed rounds per side; the median is reported
+  std::string filter;       ///< --filter TEXT: run only the cases whose label contains TEXT
   std::vector<std::string> extra;  ///< arguments the harness did not recognise, in order
+
+  /// True when the case named `label` should run (no --filter, or the label contains it).
+  [[nodiscard]] bool wants(std::string_view label) const {
+    return filter.empty() || label.find(filter) != std::string_view::npos;
+  }
 };
 
 /// Parses the common options (local). Unknown arguments are kept in Options::extra for the
@@ -74,7 +81,7 @@ inline Options parse_options(int argc, char** argv, std::string_view program,
                              bool allow_extra = false) {
   Options opt;
   auto usage = [&](FILE* out) {
-    std::fprintf(out, "usage: %.*s [--quick] [--json] [--min-time S] [--rounds N]\n",
+    std::fprintf(out, "usage: %.*s [--quick] [--json] [--min-time S] [--rounds N] [--filter TEXT]\n",
                  static_cast<int>(program.size()), program.data());
   };
   bool min_time_set = false;
@@ -93,6 +100,7 @@ inline Options parse_options(int argc, char** argv, std::string_view program,
     else if (a == "--json") opt.json = true;
     else if (a == "--min-time") opt.min_time = std::atof(value().c_str()), min_time_set = true;
     else if (a == "--rounds") opt.rounds = std::max(1, std::atoi(value().c_str())), rounds_set = true;
+    else if (a == "--filter") opt.filter = value();
     else if (a == "--help" || a == "-h") {
       usage(stdout);
       std::exit(0);
