@@ -7,3 +7,4 @@
 #include "mpx/future.hpp"
 #include "mpx/lock.hpp"
 #include "mpx/pipe.hpp"
+#include "mpx/queue.hpp"
