@@ -1,10 +1,14 @@
 // mpx/mpx.hpp: everything mpx offers, in one include.
 #pragma once
 
+#include "mpx/barrier.hpp"
 #include "mpx/communicator.hpp"
+#include "mpx/condition.hpp"
 #include "mpx/environment.hpp"
 #include "mpx/error.hpp"
+#include "mpx/event.hpp"
 #include "mpx/future.hpp"
 #include "mpx/lock.hpp"
 #include "mpx/pipe.hpp"
+#include "mpx/semaphore.hpp"
 #include "mpx/queue.hpp"
