@@ -1,0 +1,251 @@
+#include "mpx/shared.hpp"
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cstring>
+#include <string>
+
+#include "mpx/detail/check.hpp"
+#include "mpx/detail/hosted.hpp"
+
+// Set to 1 once mpx::Lock is part of the library (lib/src/sync_core.cpp).
+#ifndef MPX_SHARED_WITH_LOCK
+#define MPX_SHARED_WITH_LOCK 1
+#endif
+
+namespace mpx::detail {
+
+namespace {
+
+std::atomic<int> g_value_count{0};
+std::atomic<int> g_array_count{0};
+
+enum class CellOp : std::uint8_t { load = 1, store = 2, add = 3, exchange = 4, cas = 5 };
+
+/// Fixed header of a request on the served path, followed by the operands.
+struct CellRequest {
+  CellOp op;
+  std::uint8_t unused[7];
+  std::uint64_t index;
+  std::uint64_t count;
+};
+
+/// What every rank passes to the constructor; all must agree.
+struct CellParams {
+  std::uint64_t element_size;
+  std::uint64_t count;
+  std::int32_t fingerprint;
+  std::int32_t kind;
+  std::int32_t lock;
+  std::int32_t unused;
+};
+
+std::vector<char> make_request(CellOp op, std::size_t index, std::size_t count, std::size_t payload) {
+  std::vector<char> out(sizeof(CellRequest) + payload);
+  CellRequest header{};
+  header.op = op;
+  header.index = index;
+  header.count = count;
+  std::memcpy(out.data(), &header, sizeof header);
+  return out;
+}
+
+}  // namespace
+
+SharedCells::SharedCells(std::string_view kind, CellType type, std::size_t count, const void* init,
+                         const Communicator& comm, SharedOptions options)
+    : type_(std::move(type)), count_(count) {
+  const bool is_value = kind == "Value";
+  name_ = std::string(kind) + "#" + std::to_string(++(is_value ? g_value_count : g_array_count));
+
+  // Every rank must create the same object, or some would serve or wait for nothing. All
+  // ranks compare, so all of them fail together.
+  CellParams mine{};
+  mine.element_size = type_.size;
+  mine.count = count;
+  mine.fingerprint = type_.fingerprint;
+  mine.kind = is_value ? 1 : 2;
+  mine.lock = options.lock ? 1 : 0;
+  const auto all = comm.allgather(mine);
+  for (std::size_t r = 1; r < all.size(); ++r) {
+    const auto& a = all[0];
+    const auto& b = all[r];
+    if (a.kind != b.kind)
+      fail(name_, "create",
+           "rank 0 creates a " + std::string(a.kind == 1 ? "Value" : "Array") + " but rank " +
+               std::to_string(r) + " a " + (b.kind == 1 ? "Value" : "Array") +
+               "; every rank must create the same objects in the same order");
+    if (a.element_size != b.element_size || a.fingerprint != b.fingerprint)
+      fail(name_, "create",
+           "ranks disagree on the element type: rank 0 and rank " + std::to_string(r) +
+               " passed different types (this rank: " + type_.name + ", " +
+               std::to_string(type_.size) +
+               " bytes); every rank must create it with the same T, in the same order");
+    if (a.count != b.count)
+      fail(name_, "create",
+           "ranks disagree on the length: rank 0 asked for " + std::to_string(a.count) +
+               " elements, rank " + std::to_string(r) + " for " + std::to_string(b.count) +
+               "; every rank must pass the same size");
+    if (a.lock != b.lock)
+      fail(name_, "create",
+           "ranks disagree on SharedOptions::lock (rank 0: " + std::to_string(a.lock) + ", rank " +
+               std::to_string(r) + ": " + std::to_string(b.lock) + "); pass the same options everywhere");
+  }
+
+  comm_ = std::make_unique<Communicator>(comm.duplicate(name_));
+  const std::size_t bytes = count * type_.size;
+  segment_ = SharedSegment::create(*comm_, std::max<std::size_t>(bytes, 64), name_);
+  if (segment_) {
+    data_ = static_cast<std::byte*>(segment_->data());
+    if (reinterpret_cast<std::uintptr_t>(data_) % 64 != 0)  // atomics need aligned elements
+      fail(name_, "create", "the shared-memory window is not 64-byte aligned");
+    if (comm_->rank() == 0 && init && bytes > 0) std::memcpy(data_, init, bytes);
+    comm_->barrier();  // nobody reads before rank 0 wrote the initial values
+  } else {
+    if (comm_->rank() == 0) {
+      hosted_.assign(bytes, std::byte{0});
+      if (init && bytes > 0) std::memcpy(hosted_.data(), init, bytes);
+    }
+    state_ = std::make_unique<HostedState>(
+        *comm_, 0, [this](std::span<const char> request, std::vector<char>& reply) { handle(request, reply); });
+  }
+#if MPX_SHARED_WITH_LOCK
+  if (options.lock) lock_ = std::make_unique<Lock>(comm);
+#endif
+}
+
+SharedCells::~SharedCells() {
+  lock_.reset();
+  state_.reset();  // the host serves until every rank has let go
+}
+
+Lock& SharedCells::lock(std::string_view operation) {
+#if MPX_SHARED_WITH_LOCK
+  if (!lock_)
+    fail(name_, operation,
+         "this object was created with SharedOptions{.lock = false}, so it has no lock; create it "
+         "with the default options, or use a separate mpx::Lock");
+  return *lock_;
+#else
+  fail(name_, operation, "get_lock() is not available in this build of mpx (no mpx::Lock yet)");
+#endif
+}
+
+void SharedCells::check_index(std::size_t index, std::string_view operation) const {
+  if (index < count_) return;
+  fail(name_, operation,
+       "index " + std::to_string(index) + " is out of range: the object has " + std::to_string(count_) +
+           " element(s), numbered 0.." + (count_ == 0 ? std::string("(none)") : std::to_string(count_ - 1)));
+}
+
+void SharedCells::check_range(std::size_t begin, std::size_t end, std::string_view operation) const {
+  if (begin <= end && end <= count_) return;
+  fail(name_, operation,
+       "range [" + std::to_string(begin) + ", " + std::to_string(end) + ") is out of range: the object has " +
+           std::to_string(count_) + " element(s); pass begin <= end <= size()");
+}
+
+// ---- served path: the requests ----------------------------------------------------------
+
+namespace {
+void expect_payload(const HostedReply& reply, std::size_t bytes, const std::string& name,
+                    std::string_view operation) {
+  if (reply.payload().size() != bytes)
+    fail<Error>(name, operation,
+                      "the host replied with " + std::to_string(reply.payload().size()) + " bytes, expected " +
+                          std::to_string(bytes));
+}
+}  // namespace
+
+void SharedCells::load(std::size_t index, std::size_t n, void* out) {
+  auto request = make_request(CellOp::load, index, n, 0);
+  const auto reply = state_->call(request, "load");
+  expect_payload(reply, n * type_.size, name_, "load");
+  std::memcpy(out, reply.payload().data(), n * type_.size);
+}
+
+void SharedCells::store(std::size_t index, std::size_t n, const void* in) {
+  auto request = make_request(CellOp::store, index, n, n * type_.size);
+  std::memcpy(request.data() + sizeof(CellRequest), in, n * type_.size);
+  (void)state_->call(request, "store");
+}
+
+void SharedCells::fetch_add(std::size_t index, const void* operand, void* old) {
+  auto request = make_request(CellOp::add, index, 1, type_.size);
+  std::memcpy(request.data() + sizeof(CellRequest), operand, type_.size);
+  const auto reply = state_->call(request, "fetch_add");
+  expect_payload(reply, type_.size, name_, "fetch_add");
+  std::memcpy(old, reply.payload().data(), type_.size);
+}
+
+void SharedCells::exchange(std::size_t index, const void* desired, void* old) {
+  auto request = make_request(CellOp::exchange, index, 1, type_.size);
+  std::memcpy(request.data() + sizeof(CellRequest), desired, type_.size);
+  const auto reply = state_->call(request, "exchange");
+  expect_payload(reply, type_.size, name_, "exchange");
+  std::memcpy(old, reply.payload().data(), type_.size);
+}
+
+bool SharedCells::compare_exchange(std::size_t index, void* expected, const void* desired) {
+  auto request = make_request(CellOp::cas, index, 1, 2 * type_.size);
+  std::memcpy(request.data() + sizeof(CellRequest), expected, type_.size);
+  std::memcpy(request.data() + sizeof(CellRequest) + type_.size, desired, type_.size);
+  const auto reply = state_->call(request, "compare_exchange");
+  expect_payload(reply, 1 + type_.size, name_, "compare_exchange");
+  const bool swapped = reply.payload()[0] != 0;
+  if (!swapped) std::memcpy(expected, reply.payload().data() + 1, type_.size);
+  return swapped;
+}
+
+// ---- served path: the host ----------------------------------------------------------------
+
+void SharedCells::handle(std::span<const char> request, std::vector<char>& reply) {
+  if (request.size() < sizeof(CellRequest))
+    fail(name_, "serve", "malformed request of " + std::to_string(request.size()) + " bytes");
+  CellRequest header{};
+  std::memcpy(&header, request.data(), sizeof header);
+  const auto operands = request.subspan(sizeof(CellRequest));
+  const std::size_t size = type_.size;
+  if (header.index > count_ || header.count > count_ - header.index)
+    fail(name_, "serve", "request for elements out of range");
+  char* cell = reinterpret_cast<char*>(hosted_.data()) + header.index * size;
+  const std::size_t span_bytes = header.count * size;
+  auto need = [&](std::size_t bytes) {
+    if (operands.size() != bytes)
+      fail(name_, "serve",
+           "malformed request: " + std::to_string(operands.size()) + " operand bytes, expected " +
+               std::to_string(bytes));
+  };
+  switch (header.op) {
+    case CellOp::load:
+      reply.insert(reply.end(), cell, cell + span_bytes);
+      return;
+    case CellOp::store:
+      need(span_bytes);
+      if (span_bytes) std::memcpy(cell, operands.data(), span_bytes);
+      return;
+    case CellOp::add:
+      need(size);
+      if (!type_.add) fail(name_, "fetch_add", "the element type " + type_.name + " cannot be added");
+      reply.insert(reply.end(), cell, cell + size);
+      type_.add(cell, operands.data());
+      return;
+    case CellOp::exchange:
+      need(size);
+      reply.insert(reply.end(), cell, cell + size);
+      std::memcpy(cell, operands.data(), size);
+      return;
+    case CellOp::cas: {
+      need(2 * size);
+      const bool equal = std::memcmp(cell, operands.data(), size) == 0;
+      reply.push_back(equal ? 1 : 0);
+      reply.insert(reply.end(), cell, cell + size);  // the value before the exchange
+      if (equal) std::memcpy(cell, operands.data() + size, size);
+      return;
+    }
+  }
+  fail(name_, "serve", "unknown request " + std::to_string(static_cast<int>(header.op)));
+}
+
+}  // namespace mpx::detail
