@@ -46,6 +46,8 @@ double hang_timeout_seconds() noexcept {
 
 }  // namespace
 
+thread_local void (*interrupt_hook)() = nullptr;
+
 std::uint32_t max_sleep_us() noexcept {
   static const std::uint32_t us = read_env_us("MPX_MAX_SLEEP_US", 1000);
   return us;

@@ -68,6 +68,11 @@ Clock::time_point deadline_after(std::chrono::duration<Rep, Period> timeout, std
 template <class Ready>
 bool wait_until(Ready&& ready, Clock::time_point deadline, const WaitSite& site);
 
+/// Interruption hook of mpx::Process: set only on a thread that runs a Process target.
+/// wait_until calls it after every pause; it throws (mpx::ProcessTerminated) to unwind a
+/// target that was terminated. Null everywhere else, so it costs one thread-local load.
+extern thread_local void (*interrupt_hook)();
+
 /// Called by wait_until on every slow poll: reports a wait that has lasted longer than
 /// MPX_HANG_TIMEOUT (see the hang doctor). Cheap when the variable is unset.
 void note_long_wait(const WaitSite& site, Clock::time_point since);
@@ -80,6 +85,7 @@ bool wait_until(Ready&& ready, Clock::time_point deadline, const WaitSite& site)
   for (std::uint32_t n = 1;; ++n) {
     if (deadline != no_deadline && Clock::now() >= deadline) return ready();
     backoff.pause_until(deadline);
+    if (interrupt_hook) interrupt_hook();
     if (ready()) return true;
     if ((n & 1023u) == 0) note_long_wait(site, since);
   }
