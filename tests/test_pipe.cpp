@@ -3,6 +3,7 @@
 #include <mpx/mpx.hpp>
 
 #include <chrono>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -179,6 +180,39 @@ TEST(Pipe, LargeValuesAndSerializedValues) {
     EXPECT_EQ(v.size(), 1u << 20);
     EXPECT_EQ(v.back(), 3.0);
     EXPECT_EQ(b.recv<std::vector<std::string>>().back(), "yz");
+  }
+  world().barrier();
+}
+
+TEST(Pipe, RecvIntoFillsTheCallersBuffer) {
+  auto [a, b] = mpx::Pipe(0, last());
+  if (rank() == 0) {
+    a.send(std::vector<int>{1, 2, 3});
+    a.send(std::string("hello"));
+    a.send(std::vector<int>(100, 7));  // too large for the buffer below: kept for recv()
+    a.send(std::vector<char>(5000, 'z'));  // beyond the eager size: waits for the transfer
+    a.send(2.5);
+  }
+  if (rank() == last()) {
+    std::vector<int> buffer(10, -1);
+    EXPECT_EQ(b.recv_into(std::span<int>(buffer)), 3u);
+    EXPECT_EQ(buffer[2], 3);
+    EXPECT_EQ(buffer[3], -1);
+    std::string text(8, '.');
+    EXPECT_EQ(b.recv_into(std::span<char>(text)), 5u);
+    EXPECT_EQ(text, "hello...");
+    try {
+      (void)b.recv_into(std::span<int>(buffer));
+      ADD_FAILURE() << "a buffer too small must be a clear error";
+    } catch (const mpx::UsageError& e) {
+      EXPECT_NE(std::string(e.what()).find("holds only 40"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(b.recv<std::vector<int>>(), std::vector<int>(100, 7));
+    std::vector<char> big(6000);
+    EXPECT_EQ(b.recv_into(std::span<char>(big)), 5000u);
+    EXPECT_EQ(big[4999], 'z');
+    EXPECT_THROW((void)b.recv_into(std::span<char>(big)), mpx::TypeMismatch);  // a double
+    EXPECT_EQ(b.recv<double>(), 2.5);
   }
   world().barrier();
 }

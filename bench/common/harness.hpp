@@ -465,9 +465,9 @@ class Report {
     char when[64];
     const std::time_t now = std::time(nullptr);
     std::strftime(when, sizeof when, "%Y-%m-%d %H:%M UTC", std::gmtime(&now));
-    std::fprintf(out, "\n== %s: %d rank(s), %u core(s), %s%s (ratio = mpx / baseline) ==\n",
-                 program_.c_str(), world_size(), std::thread::hardware_concurrency(), when,
-                 opt_.quick ? ", --quick" : "");
+    std::fprintf(out, "\n== %s: %d rank(s), %u core(s), load %s, %s%s (ratio = mpx / baseline) ==\n",
+                 program_.c_str(), world_size(), std::thread::hardware_concurrency(),
+                 load_average().c_str(), when, opt_.quick ? ", --quick" : "");
     line(head);
     std::size_t total = 0;
     for (auto w : width) total += w + 2;
@@ -494,6 +494,17 @@ class Report {
     }
   }
 
+  /// The 1-minute load average ("?" where /proc/loadavg is missing): a loaded machine makes
+  /// every ratio noisy, so the table says how busy it was.
+  static std::string load_average() {
+    FILE* f = std::fopen("/proc/loadavg", "r");
+    if (!f) return "?";
+    char buf[32] = {0};
+    const int got = std::fscanf(f, "%31s", buf);
+    std::fclose(f);
+    return got == 1 ? buf : "?";
+  }
+
   static std::string json_string(const std::string& s) {
     std::string o = "\"";
     for (char ch : s) {
@@ -515,6 +526,7 @@ class Report {
     std::string s = "{\"program\":" + json_string(program_) +
                     ",\"ranks\":" + std::to_string(world_size()) +
                     ",\"cores\":" + std::to_string(std::thread::hardware_concurrency()) +
+                    ",\"load\":" + json_string(load_average()) +
                     ",\"quick\":" + (opt_.quick ? "true" : "false") + ",\"rows\":[";
     for (std::size_t i = 0; i < rows_.size(); ++i) {
       const auto& r = rows_[i];

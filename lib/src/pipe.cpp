@@ -1,5 +1,8 @@
 #include "mpx/pipe.hpp"
 
+#include <sched.h>
+
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 
@@ -19,7 +22,36 @@ struct PipeShared {
 
 namespace {
 std::atomic<int> g_pipe_count{0};
+
+/// A matched message up to this size has fully arrived with its envelope on every transport
+/// (eager limits: shared memory 4 KiB, TCP 64 KiB), so MPI_Mrecv returns at once.
+constexpr std::size_t complete_when_matched = 1024;
+/// Messages up to this size leave with a plain MPI_Send at once (as Communicator::send).
+constexpr std::size_t eager_send_bytes = 4096;
+
+/// Waits for a transfer of `bytes` bytes. It polls hot (spin, then sched_yield) for about
+/// as long as the bytes take to move at 1 GB/s plus 200 us (at most 50 ms), then falls back
+/// to mpx's backoff. A transfer whose peer is ready completes in the hot phase: a sleeping
+/// waiter notices the end of a large transfer up to a millisecond late, which cost large
+/// messages up to 40% of their bandwidth. A waiter whose peer is not there still ends up
+/// sleeping, so a long wait stays cheap.
+void wait_transfer(const Communicator& comm, MPI_Request& request, std::size_t bytes,
+                   const std::string& name, std::string_view operation, int peer) {
+  using namespace std::chrono;
+  const auto hot_for = std::min<nanoseconds>(microseconds(200) + nanoseconds(bytes), milliseconds(50));
+  const auto hot_until = steady_clock::now() + hot_for;
+  for (unsigned polls = 0;; ++polls) {
+    int done = 0;
+    MPX_CHECK_MPI(MPI_Test(&request, &done, MPI_STATUS_IGNORE), name, operation);
+    if (done) return;
+    if (polls >= 64) {
+      if (steady_clock::now() >= hot_until) break;
+      sched_yield();
+    }
+  }
+  comm.wait(request, operation, peer);
 }
+}  // namespace
 
 }  // namespace detail
 
@@ -157,6 +189,48 @@ void Connection::throw_eof() const {
   detail::fail<EOFError>(name_, "recv",
                          "the other end (rank " + std::to_string(peer_) +
                              ") closed the pipe and every value it sent has been received");
+}
+
+void Connection::wait_for_message(MPI_Message& message, MPI_Status& status) {
+  const char* operation = "recv";
+  detail::wait_until(
+      [&] {
+        int found = 0;
+        MPX_CHECK_MPI(MPI_Improbe(peer_, MPI_ANY_TAG, in().native(), &found, &message, &status),
+                      name_, operation);
+        return found != 0;
+      },
+      detail::no_deadline, {name_, operation, peer_});
+}
+
+void Connection::send_bytes(const void* data, std::size_t bytes, int wire_tag) {
+  if (bytes <= detail::eager_send_bytes) {
+    MPX_CHECK_MPI(MPI_Send(data, static_cast<int>(bytes), MPI_BYTE, peer_, wire_tag, out().native()),
+                  name_, "send");
+    return;
+  }
+  MPI_Request request = out().isend_bytes(data, bytes, peer_, wire_tag, "send");
+  detail::wait_transfer(out(), request, bytes, name_, "send", peer_);
+}
+
+void Connection::receive_into(void* dest, MPI_Message& message, const MPI_Status& status) {
+  const std::size_t bytes = detail::message_bytes(status);
+  if (bytes <= detail::complete_when_matched) {
+    MPX_CHECK_MPI(MPI_Mrecv(dest, static_cast<int>(bytes), MPI_BYTE, &message, MPI_STATUS_IGNORE),
+                  name_, "recv");
+    return;
+  }
+  const detail::ByteType type(bytes);
+  MPI_Request request = MPI_REQUEST_NULL;
+  MPX_CHECK_MPI(MPI_Imrecv(dest, type.count(), type.type(), &message, &request), name_, "recv");
+  detail::wait_transfer(in(), request, bytes, name_, "recv", peer_);
+}
+
+void Connection::throw_too_small(std::size_t need, std::size_t room) const {
+  detail::fail(name_, "recv_into",
+               "the next value has " + std::to_string(need) + " bytes but the buffer holds only " +
+                   std::to_string(room) +
+                   "; the value is kept: recv() it, or recv_into() a buffer large enough");
 }
 
 void Connection::close() {

@@ -14,9 +14,13 @@
 #pragma once
 
 #include <array>
+#include <bit>
 #include <chrono>
+#include <cstddef>
+#include <cstring>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -54,6 +58,14 @@ class Connection {
   template <class T>
   T recv();
 
+  /// Receives the next value, which must have been sent as a contiguous sequence of E
+  /// (std::vector<E>, std::string, std::span<E>), straight into `out` without allocating:
+  /// Python's recv_bytes_into. Returns the number of elements received (remote). Throws
+  /// EOFError and TypeMismatch as recv() does, and UsageError when the value does not fit in
+  /// `out` (the value is kept for a recv() or a larger recv_into()).
+  template <class E>
+  std::size_t recv_into(std::span<E> out);
+
   /// True when recv() would not block: a value, or the peer's close, is waiting (remote:
   /// waits up to `timeout`, which must not be negative).
   template <class Rep = long, class Period = std::ratio<1>>
@@ -90,6 +102,13 @@ class Connection {
   // or into stash_.
   bool is_data_for(int fp, MPI_Message& message, const MPI_Status& status);
   [[noreturn]] void throw_eof() const;
+  // Waits until a message is pending from the peer (remote).
+  void wait_for_message(MPI_Message& message, MPI_Status& status);
+  // Sends raw bytes with a composed wire tag; large messages wait hot, then back off.
+  void send_bytes(const void* data, std::size_t bytes, int wire_tag);
+  // Receives the matched message into `dest` (which has room for it) (remote).
+  void receive_into(void* dest, MPI_Message& message, const MPI_Status& status);
+  [[noreturn]] void throw_too_small(std::size_t need, std::size_t room) const;
 
   struct Stash {
     int fingerprint = 0;
@@ -126,12 +145,26 @@ inline int pipe_close_wire_tag() noexcept { return wire_tag(pipe_close_tag, 0); 
 
 template <class T>
 void Connection::send(const T& value) {
+  detail::check_sendable<T>();
   require(false, true, "send");
-  out().send(value, peer_, detail::pipe_data_tag);
+  const int wtag = detail::wire_tag(detail::pipe_data_tag, detail::fingerprint_of<T>());
+  if constexpr (detail::send_sequence<T>::value) {
+    send_bytes(std::data(value), std::size(value) * sizeof(typename detail::send_sequence<T>::element),
+               wtag);
+  } else if constexpr (detail::wire_kind<T>() == detail::WireKind::raw) {
+    send_bytes(&value, sizeof(T), wtag);
+  } else {
+    std::vector<char> buffer;
+    detail::serialize_into(buffer, value);
+    send_bytes(buffer.data(), buffer.size(), wtag);
+  }
 }
 
 template <class T>
 T Connection::recv() {
+  static_assert(!detail::send_sequence<T>::value || detail::raw_sequence<T>::value,
+                "receive a sequence as std::vector<E> or std::string, or into a std::span with "
+                "recv_into()");
   require(true, false, "recv");
   const int fp = detail::fingerprint_of<T>();
   if (stash_) {  // a value an earlier recv with the wrong type left here
@@ -143,19 +176,65 @@ T Connection::recv() {
   if (peer_closed_) throw_eof();
   MPI_Message message = MPI_MESSAGE_NULL;
   MPI_Status status{};
-  detail::wait_until(
-      [&] {
-        int found = 0;
-        MPX_CHECK_MPI(MPI_Improbe(peer_, MPI_ANY_TAG, in().native(), &found, &message, &status),
-                      name_, "recv");
-        return found != 0;
-      },
-      detail::no_deadline, {name_, "recv", peer_});
+  wait_for_message(message, status);
   if (!is_data_for(fp, message, status)) {  // the close marker, or a value of another type
     if (peer_closed_) throw_eof();
     throw_stashed_mismatch(detail::readable_name<T>());
   }
+  // Fast paths: straight into the value's own storage, no temporary buffer.
+  const std::size_t bytes = detail::message_bytes(status);
+  if constexpr (detail::wire_kind<T>() == detail::WireKind::raw) {
+    if (bytes == sizeof(T)) {
+      std::array<std::byte, sizeof(T)> storage;
+      receive_into(storage.data(), message, status);
+      return std::bit_cast<T>(storage);
+    }
+  } else if constexpr (detail::raw_sequence<T>::value) {
+    using E = typename detail::raw_sequence<T>::element;
+    if (bytes % sizeof(E) == 0) {
+      T value;
+      value.resize(bytes / sizeof(E));
+      receive_into(value.data(), message, status);
+      return value;
+    }
+  }
+  // Serialized values, and sizes that do not match the type (reported as TypeMismatch).
   return detail::receive_matched<T>(in(), message, status, "recv");
+}
+
+template <class E>
+std::size_t Connection::recv_into(std::span<E> out) {
+  static_assert(detail::trivially_sendable<E> && !std::is_const_v<E>,
+                "recv_into needs a writable span of trivially copyable elements");
+  require(true, false, "recv_into");
+  const int fp = detail::fingerprint_of<std::vector<E>>();
+  if (stash_) {
+    if (stash_->fingerprint != fp) throw_stashed_mismatch(detail::readable_name<std::vector<E>>());
+    if (stash_->bytes.size() > out.size_bytes()) throw_too_small(stash_->bytes.size(), out.size_bytes());
+    std::memcpy(static_cast<void*>(out.data()), stash_->bytes.data(), stash_->bytes.size());
+    const std::size_t n = stash_->bytes.size() / sizeof(E);
+    stash_.reset();
+    return n;
+  }
+  if (peer_closed_) throw_eof();
+  MPI_Message message = MPI_MESSAGE_NULL;
+  MPI_Status status{};
+  wait_for_message(message, status);
+  if (!is_data_for(fp, message, status)) {
+    if (peer_closed_) throw_eof();
+    throw_stashed_mismatch(detail::readable_name<std::vector<E>>());
+  }
+  const std::size_t bytes = detail::message_bytes(status);
+  if (bytes > out.size_bytes()) {  // keep the value, as a wrong-type recv does
+    Stash stash;
+    stash.fingerprint = fp;
+    stash.bytes.resize(bytes);
+    receive_into(stash.bytes.data(), message, status);
+    stash_ = std::move(stash);
+    throw_too_small(bytes, out.size_bytes());
+  }
+  receive_into(out.data(), message, status);
+  return bytes / sizeof(E);
 }
 
 template <class Rep, class Period>
