@@ -4,6 +4,7 @@
 #include "mpx/barrier.hpp"
 #include "mpx/communicator.hpp"
 #include "mpx/condition.hpp"
+#include "mpx/dict.hpp"
 #include "mpx/environment.hpp"
 #include "mpx/error.hpp"
 #include "mpx/event.hpp"
@@ -11,4 +12,5 @@
 #include "mpx/lock.hpp"
 #include "mpx/pipe.hpp"
 #include "mpx/semaphore.hpp"
+#include "mpx/shared.hpp"
 #include "mpx/queue.hpp"
