@@ -1,0 +1,508 @@
+// Tests of mpx::Pool at 1 rank (in-process worker thread), 2 ranks (one worker) and 4 ranks
+// (three workers). Every test creates its pool collectively; the body runs on the driver and
+// the workers serve until the pool ends, so EXPECTs inside the body run on rank 0 only.
+#include <gtest/gtest.h>
+#include <mpx/mpx.hpp>
+
+#include <boost/serialization/access.hpp>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <numeric>
+#include <ranges>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+using namespace std::chrono_literals;
+
+namespace {
+
+int function_square(int data) { return data * data; }
+MPX_REGISTER(function_square);
+
+int f_plus_ten(int x) { return x + 10; }
+MPX_REGISTER(f_plus_ten);
+
+int not_registered(int x) { return x; }
+
+int my_rank(int) { return mpx::this_process().rank(); }
+MPX_REGISTER(my_rank);
+
+int slow_identity(int x) {
+  std::this_thread::sleep_for(std::chrono::microseconds((x % 7) * 300));
+  return x;
+}
+MPX_REGISTER(slow_identity);
+
+int fails_on_13(int x) {
+  if (x == 13) throw std::out_of_range("thirteen is unlucky");
+  return x;
+}
+MPX_REGISTER(fails_on_13);
+
+double sleep_for_ms(int ms) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  return ms;
+}
+MPX_REGISTER(sleep_for_ms);
+
+double calc_partial_pi(int rank, int nproc, long long nsteps, double dx) {
+  double partial = 0.0;
+  for (long long i = rank; i < nsteps; i += nproc) {
+    const double x = (static_cast<double>(i) + 0.5) * dx;
+    partial += 4.0 / (1.0 + x * x);
+  }
+  return partial * dx;
+}
+MPX_REGISTER(calc_partial_pi);
+
+int g_initialized = 0;
+void init_worker(int value, std::string text) { g_initialized = value + static_cast<int>(text.size()); }
+MPX_REGISTER(init_worker);
+int read_initialized(int) { return g_initialized; }
+MPX_REGISTER(read_initialized);
+
+void failing_init() { throw std::runtime_error("no database here"); }
+
+std::atomic<int> g_void_calls{0};
+void count_call(int) { ++g_void_calls; }
+MPX_REGISTER(count_call);
+
+struct Scale {  // a function object with state, shipped with Boost.Serialization
+  int factor = 1;
+  std::string label;
+  std::string operator()(int x) const { return label + std::to_string(x * factor); }
+  template <class Archive>
+  void serialize(Archive& ar, unsigned) {
+    ar & factor & label;
+  }
+};
+
+struct Offset {  // trivially copyable state: shipped as raw bytes
+  int add = 0;
+  int operator()(int x) const { return x + add; }
+};
+
+struct ThrowsInt {
+  int operator()(int) const { throw 42; }
+};
+
+std::string python_list(const std::vector<int>& v) {
+  std::string s = "[";
+  for (std::size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
+  return s + "]";
+}
+
+int world_size() { return mpx::Communicator::world().size(); }
+
+}  // namespace
+
+TEST(Pool, SeedSquaresExactOutput) {
+  if (auto pool = mpx::Pool::serve()) {
+    std::vector<int> inputs(100);
+    std::iota(inputs.begin(), inputs.end(), 0);
+    const auto out = pool.map(function_square, inputs);
+    std::string expected = "[";
+    for (int i = 0; i < 100; ++i) expected += (i ? ", " : "") + std::to_string(i * i);
+    expected += "]";
+    EXPECT_EQ(python_list(out), expected);
+    EXPECT_EQ(python_list(out).substr(0, 17), "[0, 1, 4, 9, 16, ");
+    EXPECT_EQ(out.back(), 9801);
+  }
+}
+
+TEST(Pool, SeedPlusTenExactOutput) {
+  if (auto pool = mpx::Pool::serve({.processes = 2})) {
+    const auto out = pool.map(f_plus_ten, std::vector{1, 2, 3, 4, 5, 6, 7, 8, 9, 10});
+    EXPECT_EQ(python_list(out), "[11, 12, 13, 14, 15, 16, 17, 18, 19, 20]");
+    EXPECT_EQ(pool.processes(), world_size() == 1 ? 1 : std::min(2, world_size() - 1));
+    pool.close();
+    pool.join();
+  }
+}
+
+TEST(Pool, WorkersGetAnEmptyPoolAndEveryRankContinues) {
+  int body_runs = 0;
+  if (auto pool = mpx::Pool::serve()) {
+    ++body_runs;
+    EXPECT_EQ(mpx::Communicator::world().rank(), 0);
+  }
+  const auto all = mpx::Communicator::world().allgather(body_runs);
+  EXPECT_EQ(std::accumulate(all.begin(), all.end(), 0), 1);
+  mpx::Pool empty;
+  EXPECT_FALSE(empty);
+  EXPECT_THROW(empty.map(function_square, std::vector{1}), mpx::UsageError);
+}
+
+TEST(Pool, TasksRunOnWorkersNotOnTheDriver) {
+  if (auto pool = mpx::Pool::serve()) {
+    const auto ranks = pool.map(my_rank, std::views::iota(0, 50), {.chunksize = 1});
+    ASSERT_EQ(ranks.size(), 50u);
+    for (int r : ranks) {
+      if (world_size() == 1)
+        EXPECT_EQ(r, 0);
+      else
+        EXPECT_NE(r, 0);
+    }
+  }
+}
+
+TEST(Pool, MapKeepsInputOrderWithUnevenTasks) {
+  if (auto pool = mpx::Pool::serve()) {
+    const auto out = pool.map(slow_identity, std::views::iota(0, 60), {.chunksize = 3});
+    std::vector<int> expected(60);
+    std::iota(expected.begin(), expected.end(), 0);
+    EXPECT_EQ(out, expected);
+  }
+}
+
+TEST(Pool, LoadIsBalancedAcrossWorkers) {
+  if (world_size() < 3) GTEST_SKIP() << "needs two workers";
+  if (auto pool = mpx::Pool::serve()) {
+    // Slow tasks one per message: every worker must take some.
+    auto ranks = pool.map([](int x) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(x % 2 ? 5 : 1));
+      return mpx::this_process().rank();
+    }, std::views::iota(0, 40), {.chunksize = 1});
+    std::set<int> used(ranks.begin(), ranks.end());
+    EXPECT_EQ(used.size(), static_cast<std::size_t>(world_size() - 1));
+  }
+}
+
+TEST(Pool, EmptyInputs) {
+  if (auto pool = mpx::Pool::serve()) {
+    EXPECT_TRUE(pool.map(function_square, std::vector<int>{}).empty());
+    EXPECT_TRUE(pool.starmap(calc_partial_pi, std::vector<std::tuple<int, int, long long, double>>{})
+                    .empty());
+    int n = 0;
+    for ([[maybe_unused]] int r : pool.imap(function_square, std::vector<int>{})) ++n;
+    for ([[maybe_unused]] int r : pool.imap_unordered(function_square, std::vector<int>{})) ++n;
+    EXPECT_EQ(n, 0);
+    bool called = false;
+    auto res = pool.map_async(function_square, std::vector<int>{}, {},
+                              [&](const std::vector<int>& v) { called = v.empty(); });
+    EXPECT_TRUE(res.get().empty());
+    EXPECT_TRUE(called);
+  }
+}
+
+TEST(Pool, MillionItemsWithAutomaticChunks) {
+  if (auto pool = mpx::Pool::serve()) {
+    auto out = pool.map([](int x) { return static_cast<long long>(x) * x; },
+                        std::views::iota(0, 1000000));
+    ASSERT_EQ(out.size(), 1000000u);
+    EXPECT_EQ(out[0], 0);
+    EXPECT_EQ(out[999999], 999999LL * 999999LL);
+    bool ordered = true;
+    for (std::size_t i = 0; i < out.size(); ++i)
+      ordered = ordered && out[i] == static_cast<long long>(i) * static_cast<long long>(i);
+    EXPECT_TRUE(ordered);
+  }
+}
+
+TEST(Pool, StarmapComputesPiAsTheSeed) {
+  if (auto pool = mpx::Pool::serve()) {
+    const int nproc = 4;
+    const long long nsteps = 100000;
+    const double dx = 1.0 / static_cast<double>(nsteps);
+    std::vector<std::tuple<int, int, long long, double>> inputs;
+    for (int r = 0; r < nproc; ++r) inputs.emplace_back(r, nproc, nsteps, dx);
+    const auto parts = pool.starmap(calc_partial_pi, inputs);
+    ASSERT_EQ(parts.size(), 4u);
+    for (int r = 0; r < nproc; ++r)
+      EXPECT_DOUBLE_EQ(parts[static_cast<std::size_t>(r)], calc_partial_pi(r, nproc, nsteps, dx));
+    EXPECT_NEAR(std::accumulate(parts.begin(), parts.end(), 0.0), M_PI, 1e-9);
+    auto pairs = pool.starmap([](int a, std::string b) { return b + std::to_string(a); },
+                              std::vector<std::pair<int, std::string>>{{1, "a"}, {2, "b"}});
+    EXPECT_EQ(pairs, (std::vector<std::string>{"a1", "b2"}));
+  }
+}
+
+TEST(Pool, ImapIsOrderedAndLazy) {
+  if (auto pool = mpx::Pool::serve()) {
+    int expected = 0;
+    bool ordered = true;
+    for (int r : pool.imap(slow_identity, std::views::iota(0, 200), {.chunksize = 4})) {
+      ordered = ordered && r == expected;
+      ++expected;
+    }
+    EXPECT_TRUE(ordered);
+    EXPECT_EQ(expected, 200);
+    // An endless input: only a bounded window is ever read.
+    auto it = pool.imap(function_square, std::views::iota(0), {.chunksize = 10});
+    for (int i = 0; i < 1000; ++i) {
+      auto v = it.next(10s);
+      ASSERT_TRUE(v.has_value());
+      EXPECT_EQ(*v, i * i);
+    }
+  }
+}
+
+TEST(Pool, ImapLargeInputAutomaticChunks) {
+  if (auto pool = mpx::Pool::serve()) {
+    long long sum = 0;
+    std::size_t n = 0;
+    for (long long r : pool.imap([](int x) { return static_cast<long long>(x); },
+                                 std::views::iota(0, 300000))) {
+      sum += r;
+      ++n;
+    }
+    EXPECT_EQ(n, 300000u);
+    EXPECT_EQ(sum, 299999LL * 300000LL / 2);
+  }
+}
+
+TEST(Pool, ImapUnorderedGivesEveryResultOnce) {
+  if (auto pool = mpx::Pool::serve()) {
+    std::multiset<int> got;
+    for (int r : pool.imap_unordered(slow_identity, std::views::iota(0, 100), {.chunksize = 1}))
+      got.insert(r);
+    std::multiset<int> expected;
+    for (int i = 0; i < 100; ++i) expected.insert(i);
+    EXPECT_EQ(got, expected);
+  }
+}
+
+TEST(Pool, ApplyAndApplyAsyncWithCallbacks) {
+  if (auto pool = mpx::Pool::serve()) {
+    EXPECT_EQ(pool.apply(function_square, 20), 400);
+    EXPECT_EQ(pool.apply([](int a, int b) { return a * b; }, 6, 7), 42);
+    std::atomic<int> seen{0};
+    auto res = pool.apply_async(function_square, std::tuple{20}, [&](int r) { seen = r; });
+    EXPECT_EQ(res.get(1s), 400);
+    EXPECT_EQ(seen.load(), 400);  // the callback ran before the result became ready
+    EXPECT_TRUE(res.ready());
+    EXPECT_TRUE(res.successful());
+    EXPECT_EQ(res.get(), 400);    // get() may be called again
+
+    std::vector<mpx::AsyncResult<int>> many;
+    for (int i = 0; i < 4; ++i) many.push_back(pool.apply_async(my_rank, std::tuple{i}));
+    for (auto& r : many) {
+      if (world_size() > 1)
+        EXPECT_NE(r.get(1s), 0);
+      else
+        EXPECT_EQ(r.get(1s), 0);
+    }
+
+    g_void_calls = 0;
+    bool void_callback = false;
+    auto v = pool.apply_async(count_call, std::tuple{1}, [&] { void_callback = true; });
+    v.get();
+    EXPECT_TRUE(void_callback);
+    if (world_size() == 1) {
+      EXPECT_EQ(g_void_calls.load(), 1);
+    }
+
+    std::vector<int> from_callback;
+    auto m = pool.map_async(f_plus_ten, std::vector{1, 2, 3}, {},
+                            [&](const std::vector<int>& out) { from_callback = out; });
+    m.wait();
+    EXPECT_EQ(from_callback, (std::vector{11, 12, 13}));
+    EXPECT_EQ(m.get(), (std::vector{11, 12, 13}));
+    auto s = pool.starmap_async([](int a, int b) { return a - b; },
+                                std::vector{std::pair{5, 1}, std::pair{9, 2}});
+    EXPECT_EQ(s.get(), (std::vector{4, 7}));
+  }
+}
+
+TEST(Pool, TaskExceptionBecomesRemoteErrorAndPoolStaysUsable) {
+  if (auto pool = mpx::Pool::serve()) {
+    try {
+      pool.map(fails_on_13, std::views::iota(0, 30), {.chunksize = 2});
+      ADD_FAILURE() << "map did not throw";
+    } catch (const mpx::RemoteError& e) {
+      EXPECT_EQ(e.type(), "std::out_of_range");
+      EXPECT_EQ(e.message(), "thirteen is unlucky");
+      if (world_size() > 1)
+        EXPECT_NE(e.rank(), 0);
+      else
+        EXPECT_EQ(e.rank(), 0);
+      EXPECT_NE(std::string(e.what()).find("thirteen is unlucky"), std::string::npos);
+    }
+    std::string error_seen;
+    auto res = pool.apply_async(fails_on_13, std::tuple{13}, nullptr,
+                                [&](const mpx::Error& e) { error_seen = e.what(); });
+    EXPECT_THROW(res.get(), mpx::RemoteError);
+    EXPECT_TRUE(res.ready());
+    EXPECT_FALSE(res.successful());
+    EXPECT_NE(error_seen.find("std::out_of_range"), std::string::npos);
+    try {
+      pool.apply(ThrowsInt{}, 1);
+      ADD_FAILURE() << "apply did not throw";
+    } catch (const mpx::RemoteError& e) {
+      EXPECT_EQ(e.type(), "int");
+    }
+    // Still usable.
+    EXPECT_EQ(pool.map(function_square, std::vector{1, 2, 3}), (std::vector{1, 4, 9}));
+  }
+}
+
+TEST(Pool, ImapRaisesAtTheFailedItemAndContinues) {
+  if (auto pool = mpx::Pool::serve()) {
+    auto it = pool.imap(fails_on_13, std::views::iota(10, 17), {.chunksize = 1});
+    std::vector<int> got;
+    int errors = 0;
+    for (;;) {
+      try {
+        auto v = it.next();
+        if (!v) break;
+        got.push_back(*v);
+      } catch (const mpx::RemoteError& e) {
+        ++errors;
+        EXPECT_EQ(got.size(), 3u);  // raised in position, after 10, 11, 12
+      }
+    }
+    EXPECT_EQ(errors, 1);
+    EXPECT_EQ(got, (std::vector{10, 11, 12, 14, 15, 16}));
+  }
+}
+
+TEST(Pool, GetWithTimeout) {
+  if (auto pool = mpx::Pool::serve()) {
+    auto res = pool.apply_async(sleep_for_ms, std::tuple{400});
+    EXPECT_THROW(res.get(50ms), mpx::TimeoutError);
+    EXPECT_FALSE(res.wait(10ms));
+    EXPECT_FALSE(res.ready());
+    EXPECT_THROW((void)res.successful(), mpx::UsageError);
+    EXPECT_THROW(res.get(-1ms), mpx::UsageError);
+    EXPECT_DOUBLE_EQ(res.get(10s), 400.0);  // the pool remains available
+    EXPECT_TRUE(res.successful());
+    auto it = pool.imap(sleep_for_ms, std::vector{300});
+    EXPECT_THROW(it.next(20ms), mpx::TimeoutError);
+    EXPECT_EQ(it.next(10s), std::optional<double>(300.0));
+    EXPECT_EQ(it.next(), std::nullopt);
+  }
+}
+
+TEST(Pool, MisuseIsAClearError) {
+  if (auto pool = mpx::Pool::serve()) {
+    EXPECT_THROW(pool.join(), mpx::UsageError);  // join before close
+    try {
+      pool.map(not_registered, std::vector{1});
+      ADD_FAILURE() << "an unregistered function was accepted";
+    } catch (const mpx::UsageError& e) {
+      EXPECT_NE(std::string(e.what()).find("MPX_REGISTER"), std::string::npos);
+    }
+    pool.close();
+    pool.close();
+    try {
+      pool.map(function_square, std::vector{1});
+      ADD_FAILURE() << "map after close was accepted";
+    } catch (const mpx::UsageError& e) {
+      EXPECT_NE(std::string(e.what()).find("closed"), std::string::npos);
+    }
+    EXPECT_THROW(pool.apply_async(function_square, std::tuple{1}), mpx::UsageError);
+    pool.join();
+    EXPECT_THROW(pool.map(function_square, std::vector{1}), mpx::UsageError);
+  }
+}
+
+TEST(Pool, TerminateFailsPendingResults) {
+  if (auto pool = mpx::Pool::serve()) {
+    std::vector<mpx::AsyncResult<double>> pending;
+    for (int i = 0; i < 8; ++i) pending.push_back(pool.apply_async(sleep_for_ms, std::tuple{100}));
+    pool.terminate();
+    int closed = 0;
+    for (auto& r : pending) {
+      try {
+        r.get(5s);
+      } catch (const mpx::ClosedError&) {
+        ++closed;
+      }
+    }
+    EXPECT_GT(closed, 0);
+    EXPECT_THROW(pool.map(function_square, std::vector{1}), mpx::UsageError);
+  }
+}
+
+TEST(Pool, DestructorTerminatesLikeWithBlock) {
+  mpx::AsyncResult<double> leftover;
+  if (auto pool = mpx::Pool::serve()) {
+    leftover = pool.apply_async(sleep_for_ms, std::tuple{200});
+    for (int i = 0; i < 6; ++i) (void)pool.apply_async(sleep_for_ms, std::tuple{200});
+  }
+  if (leftover.valid()) {
+    EXPECT_TRUE(leftover.ready());
+  }
+}
+
+TEST(Pool, InitializerRunsOnEveryWorkerWithDriverArguments) {
+  const int rank = mpx::Communicator::world().rank();
+  // Only the driver's arguments count: other ranks pass different ones.
+  if (auto pool = mpx::Pool::serve({}, init_worker, std::tuple{rank == 0 ? 40 : -1, std::string("ab")})) {
+    const auto out = pool.map(read_initialized, std::views::iota(0, 20), {.chunksize = 1});
+    for (int v : out) EXPECT_EQ(v, 42);
+  }
+}
+
+TEST(Pool, InitializerFailureFailsServeOnEveryRank) {
+  try {
+    auto pool = mpx::Pool::serve({}, failing_init, std::tuple<>{});
+    ADD_FAILURE() << "serve did not throw";
+  } catch (const mpx::RemoteError& e) {
+    EXPECT_EQ(e.type(), "std::runtime_error");
+    EXPECT_NE(e.message().find("no database here"), std::string::npos);
+  }
+}
+
+TEST(Pool, OptionsMustAgreeOnEveryRank) {
+  if (world_size() == 1) GTEST_SKIP() << "needs two ranks";
+  const int rank = mpx::Communicator::world().rank();
+  EXPECT_THROW(mpx::Pool::serve({.processes = rank == 0 ? 1 : 0}), mpx::UsageError);
+  EXPECT_THROW(mpx::Pool::serve({.driver = world_size()}), mpx::UsageError);
+}
+
+TEST(Pool, AnotherDriverRank) {
+  const int last = world_size() - 1;
+  if (auto pool = mpx::Pool::serve({.driver = last})) {
+    EXPECT_EQ(mpx::Communicator::world().rank(), last);
+    EXPECT_EQ(pool.map(function_square, std::vector{3, 4}), (std::vector{9, 16}));
+  }
+}
+
+TEST(Pool, FunctionObjectsLambdasAndStrings) {
+  if (auto pool = mpx::Pool::serve()) {
+    EXPECT_EQ(pool.map(Scale{3, "x="}, std::vector{1, 2}),
+              (std::vector<std::string>{"x=3", "x=6"}));
+    EXPECT_EQ(pool.map(Offset{100}, std::vector{1, 2}), (std::vector{101, 102}));
+    EXPECT_EQ(pool.map([](const std::string& s) { return s.size(); },
+                       std::vector<std::string>{"a", "bcd", ""}),
+              (std::vector<std::size_t>{1, 3, 0}));
+    EXPECT_EQ(pool.map([](auto x) { return x * 2; }, std::vector{1.5, 2.5}),
+              (std::vector{3.0, 5.0}));
+    // Two lambdas with the same signature in one function are different tasks.
+    EXPECT_EQ(pool.map([](int x) { return x + 1; }, std::vector{1}), std::vector{2});
+    EXPECT_EQ(pool.map([](int x) { return x - 1; }, std::vector{1}), std::vector{0});
+    EXPECT_EQ(pool.map([](std::vector<int> v) { return std::accumulate(v.begin(), v.end(), 0); },
+                       std::vector<std::vector<int>>{{1, 2}, {3, 4, 5}}),
+              (std::vector{3, 12}));
+  }
+}
+
+TEST(Pool, ProgressBarOnStderr) {
+  const bool driver = mpx::Communicator::world().rank() == 0;
+  if (driver) testing::internal::CaptureStderr();
+  if (auto pool = mpx::Pool::serve()) {
+    auto out = pool.map(slow_identity, std::views::iota(0, 40), {.chunksize = 2, .progress = true});
+    EXPECT_EQ(out.size(), 40u);
+  }
+  if (driver) {
+    const std::string err = testing::internal::GetCapturedStderr();
+    EXPECT_NE(err.find("100%"), std::string::npos) << err;
+    EXPECT_NE(err.find("40/40"), std::string::npos) << err;
+  }
+}
+
+TEST(Pool, SeveralPoolsOneAfterAnother) {
+  for (int round = 0; round < 3; ++round) {
+    if (auto pool = mpx::Pool::serve()) {
+      EXPECT_EQ(pool.apply(f_plus_ten, round), round + 10);
+      pool.close();
+      pool.join();
+    }
+  }
+}
