@@ -67,6 +67,15 @@ constexpr std::size_t eager_limit = 4096;
 constexpr int batch = 256;
 
 std::atomic<int> g_queue_serial{0};
+
+// Every live queue of this rank: a thread waiting on one queue also drives the others, so a
+// request that reaches another queue this rank hosts (a ping-pong through two queues) is not
+// left for the progress thread, which may be backing off.
+std::mutex g_registry_mutex;
+std::vector<QueueCore*>& registry() {
+  static std::vector<QueueCore*> cores;
+  return cores;
+}
 std::atomic<int> g_joinable_serial{0};
 
 /// Keeps a request and its buffer alive after the queue is gone, until MPI completes it.
@@ -157,10 +166,27 @@ QueueCore::QueueCore(const Communicator& comm, std::string kind, QueueParams par
       is_host_(rank_ == params_.host) {
   ProgressEngine::instance().attach(*this);
   attached_ = true;
+  std::lock_guard lock(g_registry_mutex);
+  registry().push_back(this);
+}
+
+void QueueCore::poll_other_queues() {
+  std::unique_lock registry_lock(g_registry_mutex, std::try_to_lock);
+  if (!registry_lock.owns_lock()) return;
+  for (QueueCore* core : registry()) {
+    if (core == this) continue;
+    std::unique_lock lock(core->mutex_, std::try_to_lock);
+    if (lock.owns_lock()) core->progress_locked();
+  }
 }
 
 QueueCore::~QueueCore() {
   if (!attached_) return;
+  {
+    std::lock_guard lock(g_registry_mutex);
+    auto& cores = registry();
+    cores.erase(std::remove(cores.begin(), cores.end(), this), cores.end());
+  }
   if (Environment::active()) {
     // Collective: nobody stops serving while another rank may still need an answer.
     try {
@@ -196,6 +222,14 @@ QueueCore::~QueueCore() {
 // ---- messaging ----------------------------------------------------------------------------------
 
 void QueueCore::post(int dest, int tag, Blob blob) {
+  if (blob.size() <= eager_limit && !ProgressEngine::instance().on_engine_thread()) {
+    // A user thread (waiting or putting): a small message goes out at once, with no request
+    // to complete later. The progress thread never calls a blocking send.
+    MPX_CHECK_MPI(MPI_Send(blob.data(), static_cast<int>(blob.size()), MPI_BYTE, dest, tag,
+                           comm_.native()),
+                  name_, "send");
+    return;
+  }
   MPI_Request request = MPI_REQUEST_NULL;
   const ByteType type(blob.size());
   MPX_CHECK_MPI(MPI_Isend(blob.data(), type.count(), type.type(), dest, tag, comm_.native(), &request),
@@ -329,6 +363,7 @@ bool QueueCore::wait_slot(std::uint64_t id, Clock::time_point deadline, const ch
       progress_locked();  // the waiting thread drives the queue itself: no hand-off latency
       if (slot_done(id)) return true;
     }
+    poll_other_queues();
     if (deadline != no_deadline && Clock::now() >= deadline) return false;
     auto sleep = backoff.next_sleep();  // spins or yields itself while it returns 0
     if (sleep.count() > 0) {
@@ -622,6 +657,7 @@ void QueueCore::put(Blob&& item, Clock::time_point deadline, bool block, const c
     {
       std::lock_guard lock(mutex_);
       if (phase_ != Phase::open) closed_error();
+      if (getters_.empty()) progress_locked();  // a get request may be waiting on the wire
       if (room()) {
         accept(std::move(item));
         return;

@@ -133,6 +133,7 @@ class QueueCore final : public Service {
                                         const QueueParams& params, const std::string& name);
   [[nodiscard]] bool bounded() const noexcept { return params_.maxsize > 0; }
   bool progress_locked();
+  void poll_other_queues();
   void handle_host(Incoming& m);
   void handle_client(Incoming& m);
   void post(int dest, int tag, Blob blob);
