@@ -523,21 +523,36 @@ class Report {
   }
 
   void print_json(FILE* out) const {
-    std::string s = "{\"program\":" + json_string(program_) +
-                    ",\"ranks\":" + std::to_string(world_size()) +
-                    ",\"cores\":" + std::to_string(std::thread::hardware_concurrency()) +
-                    ",\"load\":" + json_string(load_average()) +
-                    ",\"quick\":" + (opt_.quick ? "true" : "false") + ",\"rows\":[";
+    std::string s = "{";
+    auto field = [&s](const char* key, const std::string& json_value, bool last = false) {
+      s += '"';
+      s += key;
+      s += "\":";
+      s += json_value;
+      if (!last) s += ',';
+    };
+    field("program", json_string(program_));
+    field("ranks", std::to_string(world_size()));
+    field("cores", std::to_string(std::thread::hardware_concurrency()));
+    field("load", json_string(load_average()));
+    field("quick", opt_.quick ? "true" : "false");
+    s += "\"rows\":[";
     for (std::size_t i = 0; i < rows_.size(); ++i) {
       const auto& r = rows_[i];
       const bool sk = !r.skipped.empty();
-      s += (i ? "," : "") + std::string("{\"benchmark\":") + json_string(r.benchmark) +
-           ",\"case\":" + json_string(r.size) + ",\"mpx\":" + (sk ? "null" : json_number(r.value)) +
-           ",\"baseline\":" + json_string(r.baseline) +
-           ",\"baseline_value\":" + (sk ? "null" : json_number(r.baseline_value)) +
-           ",\"unit\":" + json_string(r.unit) + ",\"ratio\":" + (sk ? "null" : json_number(r.ratio())) +
-           ",\"target\":" + json_string(r.target.text()) + ",\"verdict\":" + json_string(r.verdict()) +
-           (sk ? ",\"reason\":" + json_string(r.skipped) : std::string()) + "}";
+      if (i) s += ',';
+      s += '{';
+      field("benchmark", json_string(r.benchmark));
+      field("case", json_string(r.size));
+      field("mpx", sk ? "null" : json_number(r.value));
+      field("baseline", json_string(r.baseline));
+      field("baseline_value", sk ? "null" : json_number(r.baseline_value));
+      field("unit", json_string(r.unit));
+      field("ratio", sk ? "null" : json_number(r.ratio()));
+      field("target", json_string(r.target.text()));
+      if (sk) field("reason", json_string(r.skipped));
+      field("verdict", json_string(r.verdict()), true);
+      s += '}';
     }
     s += "]}";
     std::fprintf(out, "%s\n", s.c_str());
@@ -586,15 +601,22 @@ inline std::pair<int, std::string> run_command(const std::string& command) {
   return {code, output};
 }
 
-/// Median wall seconds of `repeats` runs of `command` through std::system, after one
-/// untimed warm-up run (local). Throws Skipped if the command fails.
+/// Wall seconds of one run of `command` through std::system, its output discarded (local).
+/// Throws Skipped if the command fails.
+inline double time_command_once(const std::string& command) {
+  int status = 0;
+  const std::string line = command + " >/dev/null 2>&1";
+  const double s = time_once([&] { status = std::system(line.c_str()); });
+  if (status != 0) throw Skipped("'" + command + "' failed with status " + std::to_string(status));
+  return s;
+}
+
+/// Median wall seconds of `repeats` runs of `command`, after one untimed warm-up run
+/// (local). Throws Skipped if the command fails.
 inline double time_command(const std::string& command, int repeats) {
   std::vector<double> t;
   for (int i = 0; i <= repeats; ++i) {
-    int status = 0;
-    const double s = time_once([&] { status = std::system((command + " >/dev/null 2>&1").c_str()); });
-    if (status != 0)
-      throw Skipped("'" + command + "' failed with status " + std::to_string(status));
+    const double s = time_command_once(command);
     if (i > 0) t.push_back(s);
   }
   return median(t);
