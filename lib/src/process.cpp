@@ -57,6 +57,7 @@ std::atomic<std::uint64_t> g_next_id{0};
 std::atomic<int> g_slots_count{0};
 ProcessRuntime* g_runtime = nullptr;  // guarded by g_mutex
 thread_local ProcessControl* tl_control = nullptr;  // the target this thread runs
+thread_local int tl_rebuilding = 0;                 // RebuildScope depth
 
 struct SubclassEntry {
   const InvokerId* invoker;
@@ -402,6 +403,9 @@ class ProcessRuntime final : public Service {
   std::uint64_t last_done_ = 0;
 };
 
+RebuildScope::RebuildScope() noexcept { ++tl_rebuilding; }
+RebuildScope::~RebuildScope() { --tl_rebuilding; }
+
 void adopt_identity(Process& p, Reader& args) {
   p.control_->name = get<std::string>(args);
   p.control_->daemon = get<bool>(args);
@@ -438,7 +442,7 @@ Process::Process() : Process(ProcessOptions{}) {}
 
 Process::Process(ProcessOptions options) : control_(std::make_shared<detail::ProcessControl>()) {
   control_->owner = this;
-  control_->number = ++detail::g_counter;
+  if (detail::tl_rebuilding == 0) control_->number = ++detail::g_counter;
   control_->name = std::move(options.name);
   control_->daemon = options.daemon;
 }

@@ -11,6 +11,7 @@
 #include "mpx/future.hpp"
 #include "mpx/lock.hpp"
 #include "mpx/pipe.hpp"
+#include "mpx/process.hpp"
 #include "mpx/pool.hpp"
 #include "mpx/semaphore.hpp"
 #include "mpx/shared.hpp"

@@ -122,11 +122,22 @@ struct ProcessInvoker {
 /// Sets the name and daemon flag of a Process rebuilt on a slot (process.cpp).
 void adopt_identity(Process& p, Reader& args);
 
+/// While alive on a thread, Process objects constructed there take no number from the
+/// "Process-N" counter (they are copies rebuilt for a target, named by adopt_identity).
+class RebuildScope {
+ public:
+  RebuildScope() noexcept;
+  ~RebuildScope();
+  RebuildScope(const RebuildScope&) = delete;
+  RebuildScope& operator=(const RebuildScope&) = delete;
+};
+
 /// Runs a registered subclass on a slot: rebuilds the object and calls its run().
 template <class T>
 struct SubclassInvoker {
   static void run(std::span<const char> state, Reader& args, std::vector<char>&) {
     T object = [&] {
+      const RebuildScope rebuilding;
       if constexpr (has_serialize_member<T>) {
         return decode<T>(state);
       } else {
