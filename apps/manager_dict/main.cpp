@@ -12,8 +12,9 @@
 //   start / join                                   barrier
 //   print("Results:", dictionary)                  rank 0 prints dictionary.items()
 //
-//   mpiexec -n 4 build/bin/manager_dict            # key lines in whatever order they come
-//   mpiexec -n 4 build/bin/manager_dict --ordered  # key lines in key order (rank 0 prints)
+//   mpiexec -n 4 build/bin/manager_dict                 # rank 0 prints the workers' lines in key order
+//   mpiexec -n 4 build/bin/manager_dict --as-they-come  # each worker prints at once, like Python; the
+//                                                       # lines (and Results) arrive in any order
 //   mpiexec -n 4 build/bin/manager_dict --jobs 20
 #include <mpx/mpx.hpp>
 
@@ -56,9 +57,9 @@ void worker(mpx::Dict<int, int>& dictionary, int key, int item, bool print_now) 
 
 int main(int argc, char** argv) {
   mpx::Environment env(argc, argv);
-  mpx::apps::Cli cli(argc, argv, "manager_dict", "[--jobs N] [--ordered]");
+  mpx::apps::Cli cli(argc, argv, "manager_dict", "[--jobs N] [--as-they-come]");
   const int jobs = static_cast<int>(cli.integer("--jobs", 10));
-  const bool ordered = cli.flag("--ordered");
+  const bool ordered = !cli.flag("--as-they-come");
   cli.done();
 
   const auto& world = mpx::Communicator::world();

@@ -95,11 +95,17 @@ SharedCells::SharedCells(std::string_view kind, CellType type, std::size_t count
 
   comm_ = std::make_unique<Communicator>(comm.duplicate(name_));
   const std::size_t bytes = count * type_.size;
-  segment_ = SharedSegment::create(*comm_, std::max<std::size_t>(bytes, 64), name_);
+  constexpr std::size_t line = 64;  // elements start on a cache line: atomics need alignment
+  segment_ = SharedSegment::create(*comm_, bytes + line, name_);
   if (segment_) {
-    data_ = static_cast<std::byte*>(segment_->data());
-    if (reinterpret_cast<std::uintptr_t>(data_) % 64 != 0)  // atomics need aligned elements
-      fail(name_, "create", "the shared-memory window is not 64-byte aligned");
+    // The window need not start on a cache line. Every rank maps it at a page boundary plus
+    // the same offset, so rank 0's padding is everyone's.
+    const auto base = reinterpret_cast<std::uintptr_t>(segment_->data());
+    const auto pad = comm_->bcast(static_cast<std::uint64_t>((line - base % line) % line), 0);
+    data_ = static_cast<std::byte*>(segment_->data()) + pad;
+    const int misaligned = comm_->allreduce(reinterpret_cast<std::uintptr_t>(data_) % line != 0 ? 1 : 0, maximum{});
+    if (misaligned)
+      fail(name_, "create", "the shared-memory window is mapped at different cache-line offsets on different ranks");
     if (comm_->rank() == 0 && init && bytes > 0) std::memcpy(data_, init, bytes);
     comm_->barrier();  // nobody reads before rank 0 wrote the initial values
   } else {
