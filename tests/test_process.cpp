@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <mpx/mpx.hpp>
 #include <mpx/process.hpp>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -84,6 +85,31 @@ void takes_strings(std::string a, const std::string& b, std::vector<int> v) {
   EXPECT_EQ(v, (std::vector<int>{1, 2, 3}));
 }
 MPX_REGISTER(takes_strings);
+
+// CPU seconds (user + system) of this process so far, progress thread included.
+double cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) * 1e-6;
+}
+
+// Sleeps, and checks that sleeping costs the slot (almost) no CPU.
+void cheap_sleeper(int ms) {
+  const double cpu0 = cpu_seconds();
+  const auto t0 = Clock::now();
+  mpx::sleep_for(std::chrono::milliseconds(ms));
+  const double share = (cpu_seconds() - cpu0) / seconds_since(t0);
+  std::printf("slot rank %d: %.1f%% of a core while sleeping\n", mpx::this_process().rank(), share * 100);
+  EXPECT_LT(share, 0.10);
+}
+MPX_REGISTER(cheap_sleeper);
+
+void start_from_a_slot() {
+  mpx::Process p(noop);
+  EXPECT_THROW(p.start(), mpx::UsageError);
+}
+MPX_REGISTER(start_from_a_slot);
 
 class MyProcess : public mpx::Process {
  public:
@@ -411,4 +437,27 @@ TEST(Process, SleepForOutsideATargetSleeps) {
   mpx::sleep_for(30ms);
   EXPECT_GE(seconds_since(t0), 0.029);
   EXPECT_THROW(mpx::sleep_for(-1ms), mpx::UsageError);
+}
+
+TEST(Process, WaitingCostsNoCore) {
+  if (auto main_process = mpx::ProcessSlots::serve()) {
+    mpx::Process p(cheap_sleeper, 2000);
+    p.start();
+    const double cpu0 = cpu_seconds();
+    const auto t0 = Clock::now();
+    p.join();
+    const double share = (cpu_seconds() - cpu0) / seconds_since(t0);
+    std::printf("main process: %.1f%% of a core while joining\n", share * 100);
+    EXPECT_LT(share, 0.10);
+    EXPECT_EQ(p.exitcode(), 0);
+  }
+}
+
+TEST(Process, OnlyTheMainProcessStartsProcesses) {
+  if (auto main_process = mpx::ProcessSlots::serve()) {
+    mpx::Process p(start_from_a_slot);
+    p.start();
+    p.join();
+    EXPECT_EQ(p.exitcode(), 0);
+  }
 }
