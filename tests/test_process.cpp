@@ -461,3 +461,19 @@ TEST(Process, OnlyTheMainProcessStartsProcesses) {
     EXPECT_EQ(p.exitcode(), 0);
   }
 }
+
+TEST(Process, APoolThenProcessesInOneProgram) {
+  if (auto pool = mpx::Pool::serve()) {
+    const auto squares = pool.map([](int x) { return x * x; }, std::vector<int>{1, 2, 3});
+    EXPECT_EQ(squares, (std::vector<int>{1, 4, 9}));
+  }  // workers return here
+  if (auto main_process = mpx::ProcessSlots::serve()) {
+    mpx::Process p(noop);
+    p.start();
+    p.join();
+    EXPECT_EQ(p.exitcode(), 0);
+  }  // slots return here
+  if (auto pool = mpx::Pool::serve()) {
+    EXPECT_EQ(pool.apply([](int x) { return x + 10; }, 1), 11);
+  }
+}
