@@ -1,6 +1,7 @@
 // mpx/detail/serialize.hpp: how a C++ type travels. Trivially copyable values and contiguous
-// sequences of them go as raw bytes; everything else through Boost.Serialization's binary
-// archive written straight into a byte vector (no std::stringstream, no MPI_Pack per field).
+// sequences of them go as raw bytes; everything else through Boost.Serialization into a byte
+// vector with mpx's byte archives (detail/byte_archive.hpp: memcpy primitives, no
+// std::stringstream, no per-archive std::locale, no MPI_Pack per field).
 #pragma once
 
 #include <boost/archive/binary_iarchive.hpp>
@@ -24,6 +25,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "mpx/detail/byte_archive.hpp"
 #include "mpx/detail/type_id.hpp"
 
 namespace mpx::detail {
@@ -144,8 +146,7 @@ inline constexpr unsigned archive_flags = boost::archive::no_header | boost::arc
 /// Appends the Boost.Serialization image of `value` to `out`.
 template <class T>
 void serialize_into(std::vector<char>& out, const T& value) {
-  VectorSink sink(out);
-  boost::archive::binary_oarchive ar(sink, archive_flags);
+  byte_oarchive ar(out);
   ar << value;
 }
 
@@ -153,8 +154,7 @@ void serialize_into(std::vector<char>& out, const T& value) {
 /// Boost) when the bytes are not a valid image of T.
 template <class T>
 void deserialize_from(std::span<const char> bytes, T& value) {
-  SpanSource source(bytes);
-  boost::archive::binary_iarchive ar(source, archive_flags);
+  byte_iarchive ar(bytes);
   ar >> value;
 }
 
