@@ -42,8 +42,9 @@
 //
 // terminate() and kill(): the slot's progress thread receives the request and raises a flag;
 // the target is unwound (by an mpx::ProcessTerminated exception) at the next mpx wait it
-// makes (any blocking mpx call: recv, get, acquire, wait, join...) or mpx::sleep_for(), and
-// at mpx::interruption_point(). exitcode() is then -15 (terminate) or -9 (kill), as Python
+// makes (the blocking mpx calls that wait in detail::wait_until: recv, probe, Pipe.recv,
+// acquire, wait, join...; not yet Queue.get/put, which wait in a loop of their own) or
+// mpx::sleep_for(), and at mpx::interruption_point(). exitcode() is then -15 (terminate) or -9 (kill), as Python
 // reports -SIGTERM and -SIGKILL. A target that computes without calling mpx cannot be
 // stopped; a plain std::this_thread::sleep_for cannot be interrupted either: use
 // mpx::sleep_for. As in Python, terminating a target while it holds a lock or is in the
