@@ -158,11 +158,11 @@ void (*function_at(std::uint32_t index, std::string_view type))();
 /// Fingerprint of both registries (names in order), compared across ranks at Pool start.
 std::uint64_t registry_fingerprint() noexcept;
 
-template <class R, class... A>
-bool register_function_pointer(R (*fn)(A...), std::string_view name, std::string_view file,
+template <class Fn>
+  requires std::is_function_v<Fn>
+bool register_function_pointer(Fn* fn, std::string_view name, std::string_view file,
                                int line) noexcept {
-  return register_function(reinterpret_cast<void (*)()>(fn), name, type_name<R (*)(A...)>(),
-                           file, line);
+  return register_function(reinterpret_cast<void (*)()>(fn), name, type_name<Fn*>(), file, line);
 }
 
 // ---- callables ----------------------------------------------------------------------------
