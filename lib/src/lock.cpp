@@ -74,10 +74,22 @@ std::int64_t& count_word(SyncCore& core) { return static_cast<LockState*>(core.s
 LockBase::LockBase(const Communicator& comm, bool reentrant) : reentrant_(reentrant) {
   const std::string name = next_object_name(reentrant ? "RLock" : "Lock");
   core_ = std::make_unique<SyncCore>(comm, name, std::make_unique<LockMachine>(reentrant));
+  if (core_->shared() && !reentrant) word_ = &static_cast<LockState*>(core_->state())->owner;
 }
 LockBase::~LockBase() = default;
-LockBase::LockBase(LockBase&&) noexcept = default;
-LockBase& LockBase::operator=(LockBase&&) noexcept = default;
+LockBase::LockBase(LockBase&& o) noexcept
+    : core_(std::move(o.core_)), word_(o.word_), reentrant_(o.reentrant_) {
+  o.word_ = nullptr;
+}
+LockBase& LockBase::operator=(LockBase&& o) noexcept {
+  if (this != &o) {
+    core_ = std::move(o.core_);
+    word_ = o.word_;
+    reentrant_ = o.reentrant_;
+    o.word_ = nullptr;
+  }
+  return *this;
+}
 
 const std::string& LockBase::name() const noexcept {
   static const std::string moved = "Lock(moved-from)";
@@ -117,8 +129,11 @@ bool LockBase::acquire_until(bool blocking, Clock::time_point deadline) {
              owner.compare_exchange_strong(expected, me, std::memory_order_acquire,
                                            std::memory_order_relaxed);
     };
-    const bool got = blocking ? wait_until(take, deadline, {name(), "acquire", -1}) : take();
-    if (got) count_word(*core_) = 1;
+    // The hang doctor names the holder seen when the wait began.
+    const bool got =
+        blocking ? wait_until(take, deadline, {name(), "acquire", token_rank(owner.load(std::memory_order_relaxed))})
+                 : take();
+    if (got && reentrant_) count_word(*core_) = 1;  // a Lock's count is never used
     return got;
   }
   SyncRequest req;
@@ -133,14 +148,14 @@ bool LockBase::acquire_until(bool blocking, Clock::time_point deadline) {
   return r.status == SyncStatus::done;
 }
 
-void LockBase::release() {
+void LockBase::release_slow() {
   if (!core_) fail(name(), "release", "this lock was moved from");
   const std::uint64_t me = this_thread_token();
   if (core_->shared()) {
     auto owner = owner_word(*core_);
     const std::uint64_t now = owner.load(std::memory_order_relaxed);
     if (now != me) not_held(now, "release");
-    if (--count_word(*core_) > 0) return;
+    if (reentrant_ && --count_word(*core_) > 0) return;
     count_word(*core_) = 0;
     owner.store(0, std::memory_order_release);
     return;
@@ -159,7 +174,7 @@ std::int64_t LockBase::release_all(std::string_view operation) {
     auto owner = owner_word(*core_);
     const std::uint64_t now = owner.load(std::memory_order_relaxed);
     if (now != me) not_held(now, operation);
-    const std::int64_t levels = count_word(*core_);
+    const std::int64_t levels = reentrant_ ? count_word(*core_) : 1;
     count_word(*core_) = 0;
     owner.store(0, std::memory_order_release);
     return levels;
@@ -175,7 +190,7 @@ std::int64_t LockBase::release_all(std::string_view operation) {
 void LockBase::reacquire(std::int64_t levels) {
   if (core_->shared()) {
     acquire_until(true, no_deadline);
-    count_word(*core_) = levels;
+    if (reentrant_) count_word(*core_) = levels;
     return;
   }
   SyncRequest req;
@@ -200,7 +215,7 @@ std::int64_t LockBase::held_levels() const {
   if (core_->shared()) {
     // Only the holder writes the count, so the holder reads it exactly.
     if (owner_word(*core_).load(std::memory_order_acquire) != me) return 0;
-    return count_word(*core_);
+    return reentrant_ ? count_word(*core_) : 1;
   }
   SyncRequest req;
   req.op = lock_query;

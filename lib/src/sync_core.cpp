@@ -50,10 +50,12 @@ std::map<std::string, int, std::less<>> g_names;
 
 }  // namespace
 
-std::uint64_t this_thread_token() noexcept {
+std::uint64_t make_thread_token() noexcept {
   thread_local const unsigned thread = ++g_thread_count;
   const int rank = world_rank_or_minus_one();
-  return (static_cast<std::uint64_t>(rank + 1) << 32) | thread;
+  const std::uint64_t token = (static_cast<std::uint64_t>(rank + 1) << 32) | thread;
+  if (rank >= 0) t_thread_token = token;  // cache only once the rank is known
+  return token;
 }
 
 std::string describe_token(std::uint64_t token) {

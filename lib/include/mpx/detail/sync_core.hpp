@@ -24,6 +24,7 @@
 
 #include "mpx/communicator.hpp"
 #include "mpx/detail/shared_segment.hpp"
+#include "mpx/detail/thread_token.hpp"
 #include "mpx/detail/wait.hpp"
 
 namespace mpx::detail {
@@ -85,9 +86,6 @@ class SyncMachine {
   }
 };
 
-/// A token that names the calling thread of this rank: (world rank + 1) << 32 | thread
-/// number. Never 0.
-std::uint64_t this_thread_token() noexcept;
 /// The world rank encoded in a token (-1 for 0).
 inline int token_rank(std::uint64_t token) noexcept {
   return token == 0 ? -1 : static_cast<int>(token >> 32) - 1;
