@@ -24,6 +24,7 @@ namespace {
 enum : int {
   // client -> host
   t_put = 1,        // item; fire-and-forget
+  t_put_batch = 10,  // a = count; count x (u32 length, item); fire-and-forget
   t_put_wait = 2,   // id, a = nowait; item
   t_get = 3,        // id, a = nowait
   t_cancel = 4,     // id
@@ -65,6 +66,23 @@ void write_header(Blob& blob, const Header& h) {
 constexpr std::size_t eager_limit = 4096;
 // Messages taken per progress call.
 constexpr int batch = 256;
+// Client puts of items up to this size are coalesced while a thread streams puts into one
+// queue (each put follows the previous one within batch_window, with no other queue
+// operation of the thread in between): they go into the rank's batch for the queue,
+// which leaves when it holds batch_bytes, when this rank sends anything else to the host
+// (a get, qsize, close, the answer to a close: so order and "own puts are counted" hold),
+// when any thread of this rank waits on a queue, or when the progress thread next runs
+// (a put that starts a batch wakes it). An isolated put is sent at once.
+constexpr std::size_t batch_item_limit = 512;
+constexpr std::size_t batch_bytes = 4000;
+constexpr std::size_t batch_max_items = 256;
+constexpr auto batch_window = std::chrono::microseconds(20);
+
+// A thread streams into a queue when its previous queue operation was a put on the same
+// queue, a short while ago. Any other queue operation of the thread (a get, a wait, ...)
+// ends the stream, so a put in a request/reply exchange is always sent at once.
+thread_local const void* t_stream_queue = nullptr;
+thread_local Clock::time_point t_stream_time{};
 
 std::atomic<int> g_queue_serial{0};
 
@@ -190,6 +208,10 @@ QueueCore::~QueueCore() {
   if (Environment::active()) {
     // Collective: nobody stops serving while another rank may still need an answer.
     try {
+      {
+        std::lock_guard lock(mutex_);
+        flush_batch_locked();
+      }
       MPI_Request request = MPI_REQUEST_NULL;
       if (MPI_Ibarrier(comm_.native(), &request) == MPI_SUCCESS) {
         Backoff backoff;
@@ -261,8 +283,21 @@ bool QueueCore::progress() {
   return progress_locked();
 }
 
+void QueueCore::flush_batch_locked() {
+  if (batch_count_ == 0) return;
+  write_header(batch_, {0, static_cast<std::int64_t>(batch_count_), 0});
+  Blob out;
+  out.swap(batch_);
+  batch_count_ = 0;
+  post(params_.host, t_put_batch, std::move(out));
+}
+
 bool QueueCore::progress_locked() {
   bool worked = false;
+  if (batch_count_ > 0) {
+    flush_batch_locked();
+    worked = true;
+  }
   if (!out_requests_.empty()) {
     int count = 0;
     out_indices_.resize(out_requests_.size());
@@ -355,6 +390,7 @@ bool QueueCore::slot_done(std::uint64_t id) const {
 }
 
 bool QueueCore::wait_slot(std::uint64_t id, Clock::time_point deadline, const char* operation) {
+  t_stream_queue = nullptr;
   Backoff backoff;
   const auto since = Clock::now();
   for (std::uint32_t n = 1;; ++n) {
@@ -382,9 +418,11 @@ bool QueueCore::wait_slot(std::uint64_t id, Clock::time_point deadline, const ch
 
 QueueCore::Slot QueueCore::client_request(int tag, Blob blob, Clock::time_point deadline,
                                           const char* operation) {
+  t_stream_queue = nullptr;
   std::uint64_t id = 0;
   {
     std::lock_guard lock(mutex_);
+    flush_batch_locked();  // puts made before this request reach the host before it
     id = new_slot();
     Header h = read_header(blob);
     h.id = id;
@@ -581,6 +619,20 @@ void QueueCore::handle_host(Incoming& m) {
       if (bounded() && reserved_ > 0) --reserved_;
       accept(std::move(m.blob));
       break;
+    case t_put_batch: {
+      std::size_t at = sizeof(Header);
+      for (std::int64_t i = 0; i < h.a && at + 4 <= m.blob.size(); ++i) {
+        std::uint32_t length = 0;
+        std::memcpy(&length, m.blob.data() + at, 4);
+        at += 4;
+        Blob item(sizeof(Header) + length);
+        std::memcpy(item.data() + sizeof(Header), m.blob.data() + at, length);
+        at += length;
+        if (bounded() && reserved_ > 0) --reserved_;
+        accept(std::move(item));
+      }
+      break;
+    }
     case t_put_wait:
       if (phase_ == Phase::closed) reply(w, SlotState::closed);
       else if (room()) {
@@ -691,11 +743,31 @@ void QueueCore::put(Blob&& item, Clock::time_point deadline, bool block, const c
     if (client_closed_) closed_error();
     if (!bounded() || credits_ > 0) {
       if (bounded()) --credits_;
-      send_now(params_.host, t_put, item);
+      const std::size_t payload = item.size() - sizeof(Header);
+      const auto now = Clock::now();
+      const bool streaming = t_stream_queue == this && now - t_stream_time < batch_window;
+      t_stream_queue = this;
+      t_stream_time = now;
+      if (payload > batch_item_limit || (!streaming && batch_count_ == 0)) {
+        flush_batch_locked();
+        send_now(params_.host, t_put, item);
+        return;
+      }
+      if (batch_.size() + 4 + payload > batch_bytes) flush_batch_locked();
+      if (batch_count_ == 0) batch_.assign(sizeof(Header), 0);
+      const auto length = static_cast<std::uint32_t>(payload);
+      const char* len_bytes = reinterpret_cast<const char*>(&length);
+      batch_.insert(batch_.end(), len_bytes, len_bytes + 4);
+      batch_.insert(batch_.end(), item.begin() + sizeof(Header), item.end());
+      if (++batch_count_ == 1) {
+        ProgressEngine::instance().wake();  // the batch leaves at the latest when it runs
+      } else if (batch_count_ >= batch_max_items) {
+        flush_batch_locked();
+      }
       return;
     }
   }
-  write_header(item, {0, block ? 0 : 1, 0});
+  write_header(item, {0, block ? 0 : 1, 0});  // (client_request flushes the batch first)
   const Slot s = client_request(t_put_wait, std::move(item), deadline, operation);
   if (s.state == SlotState::ack) return;
   if (s.state == SlotState::closed) closed_error();
@@ -703,6 +775,7 @@ void QueueCore::put(Blob&& item, Clock::time_point deadline, bool block, const c
 }
 
 bool QueueCore::get(Blob& out, Clock::time_point deadline, bool block, const char* operation) {
+  t_stream_queue = nullptr;
   auto empty_error = [&] {
     fail<Empty>(name_, operation,
                 block ? "no item arrived before the timeout" : "the queue is empty");

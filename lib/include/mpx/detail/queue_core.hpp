@@ -133,6 +133,7 @@ class QueueCore final : public Service {
                                         const QueueParams& params, const std::string& name);
   [[nodiscard]] bool bounded() const noexcept { return params_.maxsize > 0; }
   bool progress_locked();
+  void flush_batch_locked();
   void poll_other_queues();
   void handle_host(Incoming& m);
   void handle_client(Incoming& m);
@@ -184,6 +185,8 @@ class QueueCore final : public Service {
   // client
   bool client_closed_ = false;
   std::int64_t credits_ = 0;
+  Blob batch_;  // coalesced puts not yet sent (see queue.cpp)
+  std::size_t batch_count_ = 0;
 
   // host
   Phase phase_ = Phase::open;
