@@ -3,10 +3,10 @@
 // other ranks serve targets inside ProcessSlots::serve() until rank 0 leaves the block, so
 // an EXPECT inside a target is checked (and reported) on the slot's rank.
 #include <gtest/gtest.h>
-#include <mpx/mpx.hpp>
-#include <mpx/process.hpp>
 #include <sys/resource.h>
 #include <unistd.h>
+#include <mpx/mpx.hpp>
+#include <mpx/process.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -105,7 +105,8 @@ void cheap_sleeper(int ms) {
   const auto t0 = Clock::now();
   mpx::sleep_for(std::chrono::milliseconds(ms));
   const double share = (cpu_seconds() - cpu0) / seconds_since(t0);
-  std::printf("slot rank %d: %.1f%% of a core while sleeping\n", mpx::this_process().rank(), share * 100);
+  std::printf("slot rank %d: %.1f%% of a core while sleeping\n", mpx::this_process().rank(),
+              share * 100);
   EXPECT_LT(share, 0.10);
 }
 MPX_REGISTER(cheap_sleeper);
@@ -138,7 +139,7 @@ class WithState : public mpx::Process {
   }
   template <class Archive>
   void serialize(Archive& ar, unsigned) {
-    ar & value_ & text_;
+    ar& value_& text_;
   }
 
  private:

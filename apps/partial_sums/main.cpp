@@ -47,7 +47,9 @@ Slice slice_of(std::size_t n, int r, int p) {
   return {begin, begin + base + (ur < extra ? 1 : 0)};
 }
 
-Number sum(std::span<const Number> values) { return std::accumulate(values.begin(), values.end(), Number{0}); }
+Number sum(std::span<const Number> values) {
+  return std::accumulate(values.begin(), values.end(), Number{0});
+}
 
 struct Run {
   double seconds = 0;
@@ -108,9 +110,10 @@ int main(int argc, char** argv) {
   const double mb_whole = static_cast<double>(n * sizeof(Number)) / 1e6;
   const double mb_slice = static_cast<double>(slice_of(n, 0, p).end * sizeof(Number)) / 1e6;
   std::printf("list of %zu numbers (1..%zu), %d processes\n", n, n, p);
-  std::printf("whole list to every process: %.4f s (each process receives %.1f MB)\n", whole.seconds, mb_whole);
-  std::printf("only its slice (scatterv):   %.4f s (each process receives up to %.1f MB)\n", slice.seconds,
-              mb_slice);
+  std::printf("whole list to every process: %.4f s (each process receives %.1f MB)\n",
+              whole.seconds, mb_whole);
+  std::printf("only its slice (scatterv):   %.4f s (each process receives up to %.1f MB)\n",
+              slice.seconds, mb_slice);
   if (slice.seconds > 0) std::printf("whole / slice time: %.2f\n", whole.seconds / slice.seconds);
 
   bool ok = whole.partials == slice.partials;
@@ -118,8 +121,8 @@ int main(int argc, char** argv) {
   for (int r = 0; r < p; ++r) {
     const Slice s = slice_of(n, r, p);
     const auto value = slice.partials[static_cast<std::size_t>(r)];
-    std::printf("partial value of process %d: %lld (numbers %zu..%zu)\n", r, static_cast<long long>(value),
-                s.begin + 1, s.end);
+    std::printf("partial value of process %d: %lld (numbers %zu..%zu)\n", r,
+                static_cast<long long>(value), s.begin + 1, s.end);
     total += value;
   }
 
@@ -141,6 +144,7 @@ int main(int argc, char** argv) {
   const auto un = static_cast<unsigned long long>(n);
   const auto expected = static_cast<long long>(un * (un + 1) / 2);
   ok = ok && total == expected && thread_total == expected;
-  std::printf("total: %lld (expected %lld) %s\n", static_cast<long long>(total), expected, ok ? "OK" : "WRONG");
+  std::printf("total: %lld (expected %lld) %s\n", static_cast<long long>(total), expected,
+              ok ? "OK" : "WRONG");
   return ok ? 0 : 1;
 }

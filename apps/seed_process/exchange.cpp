@@ -2,8 +2,8 @@
 // main process, once through a Queue and once through a Pipe.
 //
 //   Python (seed 001)                        mpx
-//   q = Queue()                              mpx::Queue<PyList> q;                 // every rank, before serve()
-//   p = Process(target=f, args=(q,))         mpx::Process p(f_queue);              // f reaches q through a global
+//   q = Queue()                              mpx::Queue<PyList> q;     // every rank, before serve
+//   p = Process(target=f, args=(q,))         mpx::Process p(f_queue);  // f uses q through a global
 //   print(q.get())                           print(q.get());
 //   parent_conn, child_conn = Pipe()         auto [parent_conn, child_conn] = mpx::Pipe(0, slot);
 //   conn.send([42, None, 'hello'])           conn.send(PyList{42, std::nullopt, "hello"});
@@ -27,7 +27,7 @@ struct PyList {
   void serialize(Archive& ar, unsigned) {
     bool has = nothing.has_value();
     int value = nothing.value_or(0);
-    ar & number & has & value & text;
+    ar& number& has& value& text;
     nothing = has ? std::optional<int>(value) : std::nullopt;
   }
 };

@@ -2,7 +2,8 @@
 //
 //   Python (seed 004)                                     mpx
 //   mp.cpu_count()                                        mpx::cpu_count()
-//   procs=[mp.Process(target=stampa, args=(str(i),))      procs.emplace_back(stampa, std::to_string(i));
+//   procs=[mp.Process(target=stampa, args=(str(i),))      procs.emplace_back(stampa,
+//          ...                                                             std::to_string(i));
 //          for i in range(40)]
 //   for i in procs: i.start()                             for (auto& p : procs) p.start();
 //
@@ -37,6 +38,7 @@ int main(int argc, char** argv) {
     for (auto& p : procs) p.join();
     int failed = 0;
     for (auto& p : procs) failed += p.exitcode() != 0;
-    std::printf("%d processes joined, %d failed (on %d process slots)\n", n, failed, main_process.slots());
+    std::printf("%d processes joined, %d failed (on %d process slots)\n", n, failed,
+                main_process.slots());
   }
 }

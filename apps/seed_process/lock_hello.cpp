@@ -1,9 +1,10 @@
 // Seed 001, "Sincronização entre Processos": ten processes print under a shared Lock.
 //
 //   Python (seed 001)                          mpx
-//   lock = Lock()                              mpx::Lock lock;        // every rank, before serve()
-//   Process(target=f, args=(lock, num))        mpx::Process(f, num)   // f reaches the lock through a global
-//   l.acquire(); try: ... finally: l.release() std::lock_guard guard(*g_lock);
+//   lock = Lock()                              mpx::Lock lock;       // every rank, before serve()
+//   Process(target=f, args=(lock, num))        mpx::Process(f, num)  // f uses a global lock
+//   l.acquire(); try: ... finally: l.release()
+//                                              std::lock_guard guard(*g_lock);
 //
 // The seed never joins its processes; neither does this program: the main process joins
 // them when it ends, as Python does at exit. Run: mpiexec -n 4 lock_hello.

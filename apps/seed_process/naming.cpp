@@ -3,7 +3,8 @@
 //
 //   Python (seed 002)                                      mpx
 //   multiprocessing.current_process().name                 mpx::current_process().name
-//   Process(name='foo_process', target=foo)                mpx::Process p({.name = "foo_process"}, foo);
+//   Process(name='foo_process', target=foo)                mpx::Process p({.name = "foo_process"},
+//                                                                         foo);
 //   process_with_name.daemon = True                        p.set_daemon(true);
 //   time.sleep(3)                                          mpx::sleep_for(3s);  // interruptible
 //
@@ -13,9 +14,9 @@
 // process slots to run both at once: mpiexec -n 3 naming.
 #include <mpx/mpx.hpp>
 
-#include "cli.hpp"
 #include <chrono>
 #include <cstdio>
+#include "cli.hpp"
 
 void foo(double seconds) {
   const auto name = mpx::current_process().name;

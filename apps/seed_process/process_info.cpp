@@ -16,8 +16,8 @@
 
 void info(const std::string& title) {
   const auto me = mpx::current_process();
-  std::printf("%s\nparent process: %d\nprocess id: %d\n", title.c_str(), static_cast<int>(me.parent_pid),
-              static_cast<int>(me.pid));
+  std::printf("%s\nparent process: %d\nprocess id: %d\n", title.c_str(),
+              static_cast<int>(me.parent_pid), static_cast<int>(me.pid));
 }
 
 void f(std::string name) {

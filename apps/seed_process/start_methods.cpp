@@ -4,8 +4,8 @@
 //   Python (seed 001)                        mpx
 //   mp.set_start_method('spawn')             (nothing to choose: see below)
 //   ctx = mp.get_context('spawn')            (same)
-//   q = ctx.Queue()                          mpx::Queue<std::string> q;   // every rank, before serve()
-//   p = ctx.Process(target=foo, args=(q,))   mpx::Process p(foo);         // foo reaches q through a global
+//   q = ctx.Queue()                          mpx::Queue<std::string> q;  // every rank, first
+//   p = ctx.Process(target=foo, args=(q,))   mpx::Process p(foo);  // foo uses q through a global
 //   print(q.get())                           std::printf("%s\n", q.get().c_str());
 //
 // Start methods: Python creates a child per Process by fork (copy of the parent), spawn (a

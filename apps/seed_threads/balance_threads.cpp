@@ -20,7 +20,9 @@ namespace {
 
 std::atomic<long> balance{0};
 
-void increment() { balance.store(balance.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); }
+void increment() {
+  balance.store(balance.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
 
 void loop(int n, std::mutex& lock, bool lock_bool) {
   if (lock_bool) {

@@ -10,7 +10,9 @@
 #include <cstdio>
 #include <thread>
 
-void my_func(int thread_number) { std::printf("my_func called by thread N\u00b0%d\n", thread_number); }
+void my_func(int thread_number) {
+  std::printf("my_func called by thread N\u00b0%d\n", thread_number);
+}
 
 void func1() { std::printf("thread 1\n"); }
 void func2() { std::printf("thread 2\n"); }

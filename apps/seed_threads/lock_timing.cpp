@@ -9,13 +9,13 @@
 //   randint(1, 10)                           std::uniform_int_distribution<int>(1, 10)
 //
 // One time unit is --unit-ms milliseconds (default 1000, as the seed's seconds).
+#include <unistd.h>
 #include <chrono>
 #include <cstdio>
 #include <mutex>
 #include <random>
 #include <string>
 #include <thread>
-#include <unistd.h>
 #include <vector>
 
 #include "cli.hpp"
@@ -26,7 +26,8 @@ std::mutex thread_lock;
 
 void run(const std::string& name, int duration_ms, bool release_before_sleep) {
   thread_lock.lock();
-  std::printf("---> %s running, belonging to process ID %d\n", name.c_str(), static_cast<int>(::getpid()));
+  std::printf("---> %s running, belonging to process ID %d\n", name.c_str(),
+              static_cast<int>(::getpid()));
   std::fflush(stdout);
   if (release_before_sleep) thread_lock.unlock();
   std::this_thread::sleep_for(std::chrono::milliseconds(duration_ms));
@@ -39,10 +40,12 @@ double version(const std::vector<int>& durations_ms, bool release_before_sleep) 
   const auto start = std::chrono::steady_clock::now();
   std::vector<std::thread> threads;
   for (std::size_t i = 0; i < durations_ms.size(); ++i)
-    threads.emplace_back(run, "Thread#" + std::to_string(i + 1) + " ", durations_ms[i], release_before_sleep);
+    threads.emplace_back(run, "Thread#" + std::to_string(i + 1) + " ", durations_ms[i],
+                         release_before_sleep);
   for (auto& t : threads) t.join();
   std::printf("End\n");
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf("--- %.6f seconds ---\n", seconds);
   return seconds;
 }
@@ -63,10 +66,12 @@ int main(int argc, char** argv) {
     total += durations.back();
     longest = std::max(longest, durations.back());
   }
-  std::printf("version 1: the lock is held while sleeping (expect about %.3f s, the sum)\n", total / 1000.0);
+  std::printf("version 1: the lock is held while sleeping (expect about %.3f s, the sum)\n",
+              total / 1000.0);
   const double v1 = version(durations, false);
-  std::printf("version 2: the lock is released before sleeping (expect about %.3f s, the longest)\n",
-              longest / 1000.0);
+  std::printf(
+      "version 2: the lock is released before sleeping (expect about %.3f s, the longest)\n",
+      longest / 1000.0);
   const double v2 = version(durations, true);
   std::printf("version 1 / version 2: %.1f\n", v1 / v2);
 }

@@ -7,7 +7,8 @@
 //   lock = threading.Lock()                    std::mutex lock;
 //   with statement: ...                        { std::lock_guard guard(lock); ... }
 //   statement.acquire()                        lock.lock();
-//   try: ... finally: statement.release()      try { ... } catch (...) { lock.unlock(); throw; } lock.unlock();
+//   try: ... finally: statement.release()      try { ... } catch (...) { lock.unlock(); throw; }
+//                                              lock.unlock();
 #include <cstdio>
 #include <mutex>
 #include <thread>
@@ -16,7 +17,8 @@ namespace {
 
 // Python's logging format '(%(threadName)-10s) %(message)s'.
 void log(const char* thread, const std::mutex& lock, const char* how) {
-  std::printf("(%-10s) <std::mutex object at %p> %s\n", thread, static_cast<const void*>(&lock), how);
+  std::printf("(%-10s) <std::mutex object at %p> %s\n", thread, static_cast<const void*>(&lock),
+              how);
 }
 
 void threading_with(std::mutex& statement) {

@@ -35,8 +35,8 @@ enum : int { state_initial = 0, state_started = 1, state_stopped = 2 };
 struct ProcessControl {
   Process* owner = nullptr;  // guarded by g_mutex
   std::uint64_t id = 0;
-  int number = 0;            // N of the default name
-  std::string name;          // empty until given or computed
+  int number = 0;    // N of the default name
+  std::string name;  // empty until given or computed
   bool daemon = false;
   std::atomic<int> state{state_initial};
   std::atomic<int> exitcode{0};
@@ -55,7 +55,7 @@ std::mutex g_mutex;  // owners, children, the runtime pointer
 std::atomic<int> g_counter{0};
 std::atomic<std::uint64_t> g_next_id{0};
 std::atomic<int> g_slots_count{0};
-ProcessRuntime* g_runtime = nullptr;  // guarded by g_mutex
+ProcessRuntime* g_runtime = nullptr;                // guarded by g_mutex
 thread_local ProcessControl* tl_control = nullptr;  // the target this thread runs
 thread_local int tl_rebuilding = 0;                 // RebuildScope depth
 
@@ -123,11 +123,12 @@ int run_target(ProcessControl& control, const ProcessTarget& target) {
   } catch (const ProcessTerminated& t) {
     code = -t.signal;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "Process %s:\n%s: %s\n", control.name.c_str(), demangle(typeid(e).name()).c_str(),
-                 e.what());
+    std::fprintf(stderr, "Process %s:\n%s: %s\n", control.name.c_str(),
+                 demangle(typeid(e).name()).c_str(), e.what());
     code = 1;
   } catch (...) {
-    std::fprintf(stderr, "Process %s:\nan exception of unknown type escaped the target\n", control.name.c_str());
+    std::fprintf(stderr, "Process %s:\nan exception of unknown type escaped the target\n",
+                 control.name.c_str());
     code = 1;
   }
   std::fflush(stdout);
@@ -204,10 +205,11 @@ class ProcessRuntime final : public Service {
         },
         deadline, {control->name, operation, -1});
     if (!got)
-      fail<TimeoutError>(control->name, operation,
-                         "no process slot became free in time: all " + std::to_string(slot_count()) +
-                             " slots (ranks 1.." + std::to_string(slot_count()) +
-                             ") run other processes; join some first or run with more ranks (mpiexec -n K)");
+      fail<TimeoutError>(
+          control->name, operation,
+          "no process slot became free in time: all " + std::to_string(slot_count()) +
+              " slots (ranks 1.." + std::to_string(slot_count()) +
+              ") run other processes; join some first or run with more ranks (mpiexec -n K)");
     control->rank = rank;
     control->pid = pids_[static_cast<std::size_t>(rank)];
     control->state.store(state_started, std::memory_order_release);
@@ -262,8 +264,8 @@ class ProcessRuntime final : public Service {
       for (auto& c : running)
         if (c->daemon) signal(*c, 15);
       for (auto& c : running)
-        wait_until([&] { return c->state.load(std::memory_order_acquire) == state_stopped; }, no_deadline,
-                   {c->name, "join (at the end of the main process)", c->rank});
+        wait_until([&] { return c->state.load(std::memory_order_acquire) == state_stopped; },
+                   no_deadline, {c->name, "join (at the end of the main process)", c->rank});
       std::vector<std::shared_ptr<ProcessControl>> all;
       {
         std::lock_guard lock(g_mutex);
@@ -293,8 +295,10 @@ class ProcessRuntime final : public Service {
       int tag = -1;
       wait_until(
           [&] {
-            if (comm_.iprobe(0, start_tag)) tag = start_tag;
-            else if (comm_.iprobe(0, shutdown_tag)) tag = shutdown_tag;
+            if (comm_.iprobe(0, start_tag))
+              tag = start_tag;
+            else if (comm_.iprobe(0, shutdown_tag))
+              tag = shutdown_tag;
             return tag != -1;
           },
           no_deadline, {name_, "serve", 0});
@@ -353,8 +357,10 @@ class ProcessRuntime final : public Service {
       while (auto status = comm_.iprobe(main_ ? Communicator::any_source : 0, tag)) {
         const auto message = comm_.recv<std::array<std::int64_t, 2>>(status->source, tag);
         worked = true;
-        if (main_) finished(status->source, message);
-        else terminate_request(message);
+        if (main_)
+          finished(status->source, message);
+        else
+          terminate_request(message);
       }
     } catch (const std::exception& e) {
       std::fprintf(stderr, "%s: %s\n", name_.c_str(), e.what());
@@ -394,7 +400,7 @@ class ProcessRuntime final : public Service {
   std::vector<pid_t> pids_;
   // main process
   std::mutex mutex_;
-  std::vector<std::shared_ptr<ProcessControl>> slots_;  // by rank: the process it runs
+  std::vector<std::shared_ptr<ProcessControl>> slots_;     // by rank: the process it runs
   std::vector<std::shared_ptr<ProcessControl>> children_;  // guarded by g_mutex
   // slot
   std::mutex slot_mutex_;
@@ -448,7 +454,9 @@ Process::Process(ProcessOptions options) : control_(std::make_shared<detail::Pro
 }
 
 Process::Process(Process&& other) noexcept
-    : control_(std::move(other.control_)), target_(std::move(other.target_)), has_target_(other.has_target_) {
+    : control_(std::move(other.control_)),
+      target_(std::move(other.target_)),
+      has_target_(other.has_target_) {
   std::lock_guard lock(detail::g_mutex);
   if (control_) control_->owner = this;
 }
@@ -481,7 +489,8 @@ void Process::run() {
 const std::string& Process::name() const {
   if (!control_) throw UsageError("mpx: Process.name: this Process was moved from");
   if (control_->name.empty())
-    control_->name = detail::short_type_name(typeid(*this)) + "-" + std::to_string(control_->number);
+    control_->name =
+        detail::short_type_name(typeid(*this)) + "-" + std::to_string(control_->number);
   return control_->name;
 }
 
@@ -494,7 +503,8 @@ bool Process::daemon() const { return control_ && control_->daemon; }
 
 void Process::set_daemon(bool daemon) {
   if (control_ && control_->state.load() != detail::state_initial)
-    detail::fail(name(), "set_daemon", "the daemon flag cannot change after start() (as in Python)");
+    detail::fail(name(), "set_daemon",
+                 "the daemon flag cannot change after start() (as in Python)");
   if (control_) control_->daemon = daemon;
 }
 
@@ -514,7 +524,8 @@ detail::ProcessTarget Process::make_target() const {
                  "class " + detail::demangle(typeid(*this).name()) +
                      " derives from mpx::Process but is not registered, so its process slot cannot "
                      "rebuild it: add `MPX_REGISTER_PROCESS(" +
-                     detail::short_type_name(typeid(*this)) + ");` at namespace scope after the class");
+                     detail::short_type_name(typeid(*this)) +
+                     ");` at namespace scope after the class");
   detail::ProcessTarget t;
   t.invoker = *found->second.invoker;
   t.state = found->second.save(*this);
@@ -533,10 +544,11 @@ void Process::start_until(detail::Clock::time_point deadline, std::string_view o
     runtime = detail::g_runtime;
   }
   if (!runtime || !runtime->main())
-    detail::fail(name(), operation,
-                 runtime ? "only the main process (rank 0) can start processes; this rank is a process slot"
-                         : "no process slots: start processes inside "
-                           "`if (auto main_process = mpx::ProcessSlots::serve()) { ... }`");
+    detail::fail(
+        name(), operation,
+        runtime ? "only the main process (rank 0) can start processes; this rank is a process slot"
+                : "no process slots: start processes inside "
+                  "`if (auto main_process = mpx::ProcessSlots::serve()) { ... }`");
   if (control_->state.load() != detail::state_initial)
     detail::fail(name(), operation, "a process can only be started once (create a new Process)");
   (void)name();  // fixes the default name now, from the dynamic type
@@ -577,17 +589,20 @@ void Process::terminate() { send_signal(15); }
 void Process::kill() { send_signal(9); }
 
 std::optional<int> Process::exitcode() const {
-  if (!control_ || control_->state.load(std::memory_order_acquire) != detail::state_stopped) return std::nullopt;
+  if (!control_ || control_->state.load(std::memory_order_acquire) != detail::state_stopped)
+    return std::nullopt;
   return control_->exitcode.load(std::memory_order_relaxed);
 }
 
 std::optional<pid_t> Process::pid() const {
-  if (!control_ || control_->state.load(std::memory_order_acquire) == detail::state_initial) return std::nullopt;
+  if (!control_ || control_->state.load(std::memory_order_acquire) == detail::state_initial)
+    return std::nullopt;
   return control_->pid;
 }
 
 std::optional<int> Process::rank() const {
-  if (!control_ || control_->state.load(std::memory_order_acquire) == detail::state_initial) return std::nullopt;
+  if (!control_ || control_->state.load(std::memory_order_acquire) == detail::state_initial)
+    return std::nullopt;
   return control_->rank;
 }
 
@@ -595,13 +610,20 @@ std::string Process::repr() const {
   const std::string type = detail::short_type_name(typeid(*this));
   std::string status;
   switch (control_ ? control_->state.load(std::memory_order_acquire) : detail::state_stopped) {
-    case detail::state_initial: status = "initial"; break;
-    case detail::state_started: status = "started"; break;
+    case detail::state_initial:
+      status = "initial";
+      break;
+    case detail::state_started:
+      status = "started";
+      break;
     default: {
       const int code = control_ ? control_->exitcode.load() : 0;
-      if (code == 0) status = "stopped";
-      else if (const char* s = detail::signal_name(code)) status = std::string("stopped[") + s + "]";
-      else status = "stopped[" + std::to_string(code) + "]";
+      if (code == 0)
+        status = "stopped";
+      else if (const char* s = detail::signal_name(code))
+        status = std::string("stopped[") + s + "]";
+      else
+        status = "stopped[" + std::to_string(code) + "]";
     }
   }
   if (daemon()) status += " daemon";
@@ -617,7 +639,8 @@ ProcessSlots ProcessSlots::serve(const Communicator& comm) {
     std::lock_guard lock(detail::g_mutex);
     if (detail::g_runtime)
       detail::fail("ProcessSlots", "serve",
-                   "another ProcessSlots is still alive; end it (leave its `if` block) before serving again");
+                   "another ProcessSlots is still alive; end it (leave its `if` block) before "
+                   "serving again");
   }
   const std::string name = "ProcessSlots#" + std::to_string(++detail::g_slots_count);
   auto runtime = std::make_unique<detail::ProcessRuntime>(comm, name);
@@ -632,10 +655,11 @@ ProcessSlots ProcessSlots::serve(const Communicator& comm) {
   for (std::size_t r = 0; r < all.size(); ++r) {
     pids.push_back(static_cast<pid_t>(all[r].pid));
     if (all[r].fingerprint != all[0].fingerprint)
-      detail::fail(name, "serve",
-                   "rank " + std::to_string(r) +
-                       " runs a different program than rank 0 (their registries of callables differ); "
-                       "every rank must run the identical binary");
+      detail::fail(
+          name, "serve",
+          "rank " + std::to_string(r) +
+              " runs a different program than rank 0 (their registries of callables differ); "
+              "every rank must run the identical binary");
   }
   runtime->setup(std::move(pids));
   {
@@ -657,7 +681,8 @@ ProcessSlots ProcessSlots::serve(const Communicator& comm) {
   return ProcessSlots();
 }
 
-ProcessSlots::ProcessSlots(std::unique_ptr<detail::ProcessRuntime> runtime) noexcept : runtime_(std::move(runtime)) {}
+ProcessSlots::ProcessSlots(std::unique_ptr<detail::ProcessRuntime> runtime) noexcept
+    : runtime_(std::move(runtime)) {}
 
 ProcessSlots::ProcessSlots(ProcessSlots&& other) noexcept : runtime_(std::move(other.runtime_)) {}
 

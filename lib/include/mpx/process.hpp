@@ -44,9 +44,9 @@
 // the target is unwound (by an mpx::ProcessTerminated exception) at the next mpx wait it
 // makes (the blocking mpx calls that wait in detail::wait_until: recv, probe, Pipe.recv,
 // acquire, wait, join...; not yet Queue.get/put, which wait in a loop of their own) or
-// mpx::sleep_for(), and at mpx::interruption_point(). exitcode() is then -15 (terminate) or -9 (kill), as Python
-// reports -SIGTERM and -SIGKILL. A target that computes without calling mpx cannot be
-// stopped; a plain std::this_thread::sleep_for cannot be interrupted either: use
+// mpx::sleep_for(), and at mpx::interruption_point(). exitcode() is then -15 (terminate) or
+// -9 (kill), as Python reports -SIGTERM and -SIGKILL. A target that computes without calling
+// mpx cannot be stopped; a plain std::this_thread::sleep_for cannot be interrupted either: use
 // mpx::sleep_for. As in Python, terminating a target while it holds a lock or is in the
 // middle of a queue or pipe operation may leave that object unusable.
 //
@@ -105,9 +105,9 @@ struct ProcessTarget {
 };
 
 template <class T>
-using process_arg_t =
-    std::conditional_t<std::is_same_v<std::decay_t<T>, const char*> || std::is_same_v<std::decay_t<T>, char*>,
-                       std::string, std::decay_t<T>>;
+using process_arg_t = std::conditional_t<std::is_same_v<std::decay_t<T>, const char*> ||
+                                             std::is_same_v<std::decay_t<T>, char*>,
+                                         std::string, std::decay_t<T>>;
 
 /// Runs a function target on a slot: rebuilds the callable and calls it with the arguments.
 template <class F, class... A>
@@ -117,7 +117,8 @@ struct ProcessInvoker {
     auto values = get<std::tuple<A...>>(args);
     std::apply([&](auto&... a) { (void)std::invoke(f, a...); }, values);
   }
-  static inline const InvokerId id = register_invoker(type_name<ProcessInvoker>(), &ProcessInvoker::run);
+  static inline const InvokerId id =
+      register_invoker(type_name<ProcessInvoker>(), &ProcessInvoker::run);
 };
 
 /// Sets the name and daemon flag of a Process rebuilt on a slot (process.cpp).
@@ -154,7 +155,8 @@ struct SubclassInvoker {
     if constexpr (has_serialize_member<T>) encode(out, static_cast<const T&>(p));
     return out;
   }
-  static inline const InvokerId id = register_invoker(type_name<SubclassInvoker>(), &SubclassInvoker::run);
+  static inline const InvokerId id =
+      register_invoker(type_name<SubclassInvoker>(), &SubclassInvoker::run);
 };
 
 /// Registers subclass T (MPX_REGISTER_PROCESS); returns true. `invoker` is read at start():
@@ -164,7 +166,8 @@ bool register_process_class(std::type_index type, const InvokerId* invoker,
 
 template <class T>
 bool register_process_class_of() noexcept {
-  static_assert(std::is_base_of_v<Process, T>, "MPX_REGISTER_PROCESS needs a class derived from mpx::Process");
+  static_assert(std::is_base_of_v<Process, T>,
+                "MPX_REGISTER_PROCESS needs a class derived from mpx::Process");
   static_assert(std::is_default_constructible_v<T> && std::is_move_constructible_v<T>,
                 "a Process subclass is rebuilt on its slot by default-constructing it (then "
                 "loading its serialize() members): give it a default constructor");
@@ -188,9 +191,11 @@ class Process {
   /// MPX_REGISTER, a captureless lambda or an empty/serializable function object; the
   /// arguments are copied now and sent to the slot at start() (local).
   template <class F, class... Args>
+  // clang-format off
     requires(!std::is_same_v<std::remove_cvref_t<F>, ProcessOptions> &&
              !std::is_base_of_v<Process, std::remove_cvref_t<F>>)
   explicit Process(F&& target, Args&&... args)
+  // clang-format on
       : Process(ProcessOptions{}, std::forward<F>(target), std::forward<Args>(args)...) {}
 
   /// Process(name=..., daemon=..., target=f, args=(...)) (local).
@@ -303,10 +308,10 @@ class ProcessSlots {
 
 /// What the calling process knows about itself (Python's multiprocessing.current_process()).
 struct CurrentProcess {
-  std::string name;        ///< "MainProcess" on rank 0, the Process's name inside a target
-  pid_t pid = 0;           ///< this OS process
-  bool daemon = false;     ///< the running Process's daemon flag
-  int rank = 0;            ///< world rank
+  std::string name;     ///< "MainProcess" on rank 0, the Process's name inside a target
+  pid_t pid = 0;        ///< this OS process
+  bool daemon = false;  ///< the running Process's daemon flag
+  int rank = 0;         ///< world rank
   /// pid of the main process when inside a target (Python's parent_process().pid); the OS
   /// parent (the launcher) otherwise.
   pid_t parent_pid = 0;
@@ -352,7 +357,8 @@ Process::Process(ProcessOptions options, F&& target, Args&&... args) : Process(s
   using Invoker = detail::ProcessInvoker<Fn, detail::process_arg_t<Args>...>;
   target_.invoker = Invoker::id;
   target_.state = detail::callable_state<Fn>(Fn(target), "Process");
-  detail::put(target_.args, std::tuple<detail::process_arg_t<Args>...>(std::forward<Args>(args)...));
+  detail::put(target_.args,
+              std::tuple<detail::process_arg_t<Args>...>(std::forward<Args>(args)...));
   has_target_ = true;
 }
 
@@ -376,7 +382,6 @@ void sleep_for(std::chrono::duration<Rep, Period> duration) {
 /// Makes the Process subclass `Type` startable: write it once at namespace scope after the
 /// class (`MPX_REGISTER_PROCESS(MyProcess);`). The slot rebuilds a `Type` (default
 /// constructor, then its serialize() members if it has them) and calls run().
-#define MPX_REGISTER_PROCESS(Type)                                                           \
-  [[maybe_unused]] static inline const bool MPX_DETAIL_CONCAT(mpx_registered_process_,      \
-                                                              __COUNTER__) =                 \
-      ::mpx::detail::register_process_class_of<Type>()
+#define MPX_REGISTER_PROCESS(Type)                             \
+  [[maybe_unused]] static inline const bool MPX_DETAIL_CONCAT( \
+      mpx_registered_process_, __COUNTER__) = ::mpx::detail::register_process_class_of<Type>()
