@@ -82,6 +82,28 @@ constexpr auto batch_window = std::chrono::microseconds(20);
 // queue, a short while ago. Any other queue operation of the thread (a get, a wait, ...)
 // ends the stream, so a put in a request/reply exchange is always sent at once.
 thread_local const void* t_stream_queue = nullptr;
+
+// Threads of this rank that are waiting on a queue and polling hot (spinning or yielding).
+// They drive every queue of the rank themselves, so the progress thread keeps out of their
+// way meanwhile: two threads polling the same MPI matching queues only slow each other down.
+std::atomic<int> g_hot_waiters{0};
+
+
+/// Counts the calling thread as a hot waiter while it lives (and not while it sleeps).
+class HotWaiter {
+ public:
+  HotWaiter() { g_hot_waiters.fetch_add(1, std::memory_order_relaxed); }
+  ~HotWaiter() { cool(); }
+  HotWaiter(const HotWaiter&) = delete;
+  HotWaiter& operator=(const HotWaiter&) = delete;
+  void cool() {
+    if (hot_) g_hot_waiters.fetch_sub(1, std::memory_order_relaxed);
+    hot_ = false;
+  }
+
+ private:
+  bool hot_ = true;
+};
 thread_local Clock::time_point t_stream_time{};
 
 std::atomic<int> g_queue_serial{0};
@@ -278,6 +300,7 @@ void QueueCore::send_now(int dest, int tag, Blob& blob) {
 }
 
 bool QueueCore::progress() {
+  if (g_hot_waiters.load(std::memory_order_relaxed) > 0) return false;  // a waiter drives it
   std::unique_lock lock(mutex_, std::try_to_lock);
   if (!lock.owns_lock()) return false;  // a waiting thread is driving it right now
   return progress_locked();
@@ -392,6 +415,7 @@ bool QueueCore::slot_done(std::uint64_t id) const {
 bool QueueCore::wait_slot(std::uint64_t id, Clock::time_point deadline, const char* operation) {
   t_stream_queue = nullptr;
   Backoff backoff;
+  HotWaiter hot;
   const auto since = Clock::now();
   for (std::uint32_t n = 1;; ++n) {
     {
@@ -399,10 +423,11 @@ bool QueueCore::wait_slot(std::uint64_t id, Clock::time_point deadline, const ch
       progress_locked();  // the waiting thread drives the queue itself: no hand-off latency
       if (slot_done(id)) return true;
     }
-    poll_other_queues();
+    if ((n & 7u) == 0) poll_other_queues();  // less often: every poll costs an MPI_Improbe
     if (deadline != no_deadline && Clock::now() >= deadline) return false;
     auto sleep = backoff.next_sleep();  // spins or yields itself while it returns 0
     if (sleep.count() > 0) {
+      hot.cool();  // from now on the progress thread serves the queues while this one sleeps
       if (deadline != no_deadline) {
         const auto left = std::chrono::duration_cast<std::chrono::microseconds>(deadline - Clock::now());
         sleep = std::max(std::chrono::microseconds(1), std::min(sleep, left));
