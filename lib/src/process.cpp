@@ -3,6 +3,7 @@
 #include <cxxabi.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstdio>
@@ -263,20 +264,65 @@ class ProcessRuntime final : public Service {
       }
       for (auto& c : running)
         if (c->daemon) signal(*c, 15);
+      const auto grace = Clock::now() + daemon_grace();
+      auto stopped = [](const std::shared_ptr<ProcessControl>& c) {
+        return c->state.load(std::memory_order_acquire) == state_stopped;
+      };
+      for (auto& c : running)  // Python joins the others at exit
+        if (!c->daemon)
+          wait_until([&] { return stopped(c); }, no_deadline,
+                     {c->name, "join (at the end of the main process)", c->rank});
+      std::vector<std::shared_ptr<ProcessControl>> stuck;
       for (auto& c : running)
-        wait_until([&] { return c->state.load(std::memory_order_acquire) == state_stopped; },
-                   no_deadline, {c->name, "join (at the end of the main process)", c->rank});
+        if (c->daemon && !wait_until([&] { return stopped(c); }, grace,
+                                     {c->name, "terminate (daemon, at the end)", c->rank}))
+          stuck.push_back(c);
       std::vector<std::shared_ptr<ProcessControl>> all;
       {
         std::lock_guard lock(g_mutex);
         all = children_;
         children_.clear();
       }
-      for (auto& c : all) reap_thread(*c);
+      for (auto& c : all) {
+        if (std::find(stuck.begin(), stuck.end(), c) == stuck.end()) {
+          reap_thread(*c);
+        } else {
+          std::lock_guard lock(c->thread_mutex);
+          if (c->thread.joinable()) c->thread.detach();  // ends with the process
+        }
+      }
+      if (!stuck.empty()) end_job_for_stuck_daemons(stuck);
       for (int r = 1; r < comm_.size(); ++r) comm_.send(0, r, shutdown_tag);
     } catch (const std::exception& e) {
       std::fprintf(stderr, "%s\n", e.what());
     }
+  }
+
+  /// How long a terminated daemon may take to stop at the end (MPX_DAEMON_GRACE seconds,
+  /// default 5).
+  static Clock::duration daemon_grace() {
+    const char* v = std::getenv("MPX_DAEMON_GRACE");
+    const double seconds = v && *v ? std::strtod(v, nullptr) : 5.0;
+    return std::chrono::duration_cast<Clock::duration>(
+        std::chrono::duration<double>(seconds > 0 ? seconds : 0.0));
+  }
+
+  /// Daemons that ignore terminate (they make no mpx call) would keep the job alive for
+  /// ever: on a slot they cannot be stopped without ending the job, which Python's exit
+  /// (SIGKILL to its daemons) amounts to. In thread mode the thread just ends with the
+  /// process.
+  void end_job_for_stuck_daemons(const std::vector<std::shared_ptr<ProcessControl>>& stuck) {
+    if (slot_count() == 0) return;
+    for (auto& c : stuck)
+      std::fprintf(stderr,
+                   "mpx: daemon process %s (rank %d) did not stop within MPX_DAEMON_GRACE after "
+                   "terminate() at the end of the main process: its target makes no mpx call "
+                   "(call mpx::interruption_point() in long loops). Ending the job, as Python "
+                   "kills its daemons at exit.\n",
+                   c->name.c_str(), c->rank);
+    std::fflush(stdout);
+    std::fflush(stderr);
+    MPI_Abort(MPI_COMM_WORLD, 0);
   }
 
   std::vector<Process*> active_children() {

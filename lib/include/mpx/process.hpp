@@ -51,7 +51,11 @@
 // middle of a queue or pipe operation may leave that object unusable.
 //
 // Daemon processes are terminated when the main process ends (rank 0's ProcessSlots is
-// destroyed); then every child still running is joined, as Python does at exit.
+// destroyed); then every child still running is joined, as Python does at exit. A daemon
+// that has not stopped MPX_DAEMON_GRACE seconds (default 5) after that terminate (its target
+// makes no mpx call) would keep the job alive for ever: mpx then prints which one and ends
+// the job with MPI_Abort(code 0), as Python kills its daemons; alone, its thread is left to
+// end with the program.
 #pragma once
 
 #include <sys/types.h>
