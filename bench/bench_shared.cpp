@@ -53,8 +53,9 @@ int main(int argc, char** argv) {
   long* base = nullptr;
   const bool one_node = node_size == size;
   const bool have_win =
-      one_node && MPI_Win_allocate_shared(rank == 0 ? static_cast<MPI_Aint>(sizeof(long)) : 0, sizeof(long),
-                                          MPI_INFO_NULL, node, &base, &win) == MPI_SUCCESS;
+      one_node &&
+      MPI_Win_allocate_shared(rank == 0 ? static_cast<MPI_Aint>(sizeof(long)) : 0, sizeof(long),
+                              MPI_INFO_NULL, node, &base, &win) == MPI_SUCCESS;
   if (have_win) MPI_Win_lock_all(MPI_MODE_NOCHECK, win);
   const long one = 1;
   auto raw_add = [&] {
@@ -92,8 +93,8 @@ int main(int argc, char** argv) {
     try {
       const double py = bench::run_python("bench/python/shared_baseline.py",
                                           {"value", opt.quick ? "20000" : "300000"});
-      report.add({"fetch_add, uncontended", "vs Python", alone_rate / 1e6,
-                  "python Value+get_lock", py / 1e6, "M ops/s", bench::no_target()});
+      report.add({"fetch_add, uncontended", "vs Python", alone_rate / 1e6, "python Value+get_lock",
+                  py / 1e6, "M ops/s", bench::no_target()});
     } catch (const bench::Skipped& e) {
       report.skip("fetch_add, uncontended", "vs Python", "python Value+get_lock", e.what());
     }
@@ -112,8 +113,8 @@ int main(int argc, char** argv) {
       };
       const auto t = bench::compare(mpx_body, raw_body, opt);
       rate = size / t.candidate;
-      report.add({"fetch_add, contended", std::to_string(size) + " ranks", rate / 1e6, "MPI_Fetch_and_op",
-                  size / t.baseline / 1e6, "M ops/s", bench::at_least(1.0)});
+      report.add({"fetch_add, contended", std::to_string(size) + " ranks", rate / 1e6,
+                  "MPI_Fetch_and_op", size / t.baseline / 1e6, "M ops/s", bench::at_least(1.0)});
     } else {
       rate = size / bench::measure(mpx_body, opt);
     }

@@ -3,9 +3,9 @@
 // progress thread, so one node and several nodes take the same path; the test also runs
 // with MPX_NO_SHARED_MEMORY=1 for symmetry with the other objects.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <mpx/dict.hpp>
 #include <mpx/mpx.hpp>
-#include <sys/resource.h>
 
 #include <chrono>
 #include <map>
@@ -20,7 +20,9 @@ const mpx::Communicator& world() { return mpx::Communicator::world(); }
 int rank() { return world().rank(); }
 int size() { return world().size(); }
 
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
 
 TEST(Dict, ManagerDictExample) {
   // Seed 002: ten workers each store key -> 2 * key; the result holds all ten.
@@ -241,7 +243,8 @@ TEST(Dict, HostingCostsNoCoreWhileIdle) {
            static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
   };
   const double cpu = secs(after) - secs(before);
-  EXPECT_LT(cpu, 0.1 * wall) << "rank " << rank() << " used " << cpu << " s of CPU in " << wall << " s";
+  EXPECT_LT(cpu, 0.1 * wall) << "rank " << rank() << " used " << cpu << " s of CPU in " << wall
+                             << " s";
   world().barrier();
   EXPECT_EQ(d.size(), static_cast<std::size_t>(size()));
   world().barrier();

@@ -2,9 +2,9 @@
 // initial values, misuse. Registered twice: on one node (shared memory) and with
 // MPX_NO_SHARED_MEMORY=1 (the cross-node path: rank 0 hosts the state and serves requests).
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <mpx/mpx.hpp>
 #include <mpx/shared.hpp>
-#include <sys/resource.h>
 
 #include <array>
 #include <chrono>
@@ -46,7 +46,9 @@ bool shared_memory() { return one_node() && !served(); }
 // across nodes.
 int iterations() { return shared_memory() ? 100000 : one_node() ? 25000 : 2000; }
 
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
 
 double cpu_seconds() {
   rusage u{};
@@ -240,7 +242,8 @@ TEST(Value, WaitingForItsLockCostsNoCore) {
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const double cpu = cpu_seconds() - cpu0;
   EXPECT_GE(wall, 4.5);
-  EXPECT_LT(cpu, 0.1 * wall) << "rank " << rank() << " used " << cpu << " s of CPU in " << wall << " s";
+  EXPECT_LT(cpu, 0.1 * wall) << "rank " << rank() << " used " << cpu << " s of CPU in " << wall
+                             << " s";
   world().barrier();
 }
 

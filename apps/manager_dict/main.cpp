@@ -12,8 +12,9 @@
 //   start / join                                   barrier
 //   print("Results:", dictionary)                  rank 0 prints dictionary.items()
 //
-//   mpiexec -n 4 build/bin/manager_dict                 # rank 0 prints the workers' lines in key order
-//   mpiexec -n 4 build/bin/manager_dict --as-they-come  # each worker prints at once, like Python; the
+//   mpiexec -n 4 build/bin/manager_dict                 # rank 0 prints the workers' lines in key
+//   order mpiexec -n 4 build/bin/manager_dict --as-they-come  # each worker prints at once, like
+//   Python; the
 //                                                       # lines (and Results) arrive in any order
 //   mpiexec -n 4 build/bin/manager_dict --jobs 20
 #include <mpx/mpx.hpp>

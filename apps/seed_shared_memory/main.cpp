@@ -18,7 +18,8 @@
 //   ns = manager.Namespace()                       mpx::Namespace ns;
 //   ns.result = manager.list()                     ns.set("result", std::vector<double>{});
 //   (ns.result).append(nums + 2)  (in a Process)   the last rank appends (get, push_back, set)
-//   print(ns.result)                               rank 0 prints ns.get<std::vector<double>>("result")
+//   print(ns.result)                               rank 0 prints
+//   ns.get<std::vector<double>>("result")
 //
 // The sum: in the seed, `result_sum = sum(num_list)` rebinds the worker's local name instead
 // of writing the shared value, so the notebook prints "sum of array:0.0". This program does
@@ -59,13 +60,14 @@ std::string py_number(double x) {
 template <class T, class Format>
 std::string py_list(const std::vector<T>& values, Format format) {
   std::string out = "[";
-  for (std::size_t i = 0; i < values.size(); ++i) out += (i ? ", " : "") + format(static_cast<double>(values[i]));
+  for (std::size_t i = 0; i < values.size(); ++i)
+    out += (i ? ", " : "") + format(static_cast<double>(values[i]));
   return out + "]";
 }
 
 /// The worker of the first example.
-void sum_2(const std::vector<double>& num_list, mpx::Array<float>& result, mpx::Value<float>& result_sum,
-           bool fixed) {
+void sum_2(const std::vector<double>& num_list, mpx::Array<float>& result,
+           mpx::Value<float>& result_sum, bool fixed) {
   for (std::size_t idx = 0; idx < num_list.size(); ++idx)
     result[idx] = static_cast<float>(num_list[idx] + 2);  // 'f' is a C float, as in Python
   const double sum = std::accumulate(num_list.begin(), num_list.end(), 0.0);

@@ -14,8 +14,8 @@ std::atomic<int> g_namespace_count{0};
 }  // namespace
 
 DictCore::DictCore(std::string_view kind, int key_fingerprint, int value_fingerprint,
-                   const std::string& key_name, const std::string& value_name, const Communicator& comm,
-                   HostedState::Handler handler) {
+                   const std::string& key_name, const std::string& value_name,
+                   const Communicator& comm, HostedState::Handler handler) {
   const bool is_dict = kind == "Dict";
   name_ = std::string(kind) + "#" + std::to_string(++(is_dict ? g_dict_count : g_namespace_count));
   // Every rank must create the same dictionary; all ranks compare, so all fail together.

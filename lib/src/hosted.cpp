@@ -69,8 +69,9 @@ class HostedState::Server final : public Service {
       const std::size_t bytes = message_bytes(status);
       request_.resize(bytes);
       const ByteType type(bytes);
-      MPX_CHECK_MPI(MPI_Mrecv(request_.data(), type.count(), type.type(), &message, MPI_STATUS_IGNORE),
-                    state_.comm_.name(), "serve");
+      MPX_CHECK_MPI(
+          MPI_Mrecv(request_.data(), type.count(), type.type(), &message, MPI_STATUS_IGNORE),
+          state_.comm_.name(), "serve");
       if (status.MPI_TAG == hosted_bye_tag) {
         byes_.fetch_add(1);
         continue;
@@ -81,8 +82,8 @@ class HostedState::Server final : public Service {
         run_handler(state_.handler_, request_, out.reply);
       }
       const ByteType reply_type(out.reply.size());
-      MPX_CHECK_MPI(MPI_Isend(out.reply.data(), reply_type.count(), reply_type.type(), status.MPI_SOURCE,
-                              hosted_reply_tag, comm, &out.request),
+      MPX_CHECK_MPI(MPI_Isend(out.reply.data(), reply_type.count(), reply_type.type(),
+                              status.MPI_SOURCE, hosted_reply_tag, comm, &out.request),
                     state_.comm_.name(), "serve");
     }
     for (auto it = pending_.begin(); it != pending_.end();) {
@@ -132,8 +133,9 @@ HostedState::~HostedState() {
   const int others = comm_.size() - 1;
   if (std::uncaught_exceptions() == 0) {
     try {
-      wait_until([&] { return server_->byes() >= others; }, no_deadline,
-                 {comm_.name(), "destroy (the host waits until every rank has released the object)", -1});
+      wait_until(
+          [&] { return server_->byes() >= others; }, no_deadline,
+          {comm_.name(), "destroy (the host waits until every rank has released the object)", -1});
     } catch (...) {
     }
   } else if (server_->byes() < others) {
@@ -167,8 +169,9 @@ HostedReply HostedState::call(std::span<const char> request, std::string_view op
   wait_until(
       [&] {
         int found = 0;
-        MPX_CHECK_MPI(MPI_Improbe(host_, hosted_reply_tag, comm_.native(), &found, &message, &status),
-                      comm_.name(), operation);
+        MPX_CHECK_MPI(
+            MPI_Improbe(host_, hosted_reply_tag, comm_.native(), &found, &message, &status),
+            comm_.name(), operation);
         return found != 0;
       },
       no_deadline, {comm_.name(), operation, host_});
@@ -179,13 +182,13 @@ HostedReply HostedState::call(std::span<const char> request, std::string_view op
   MPX_CHECK_MPI(MPI_Imrecv(reply.data(), type.count(), type.type(), &message, &r), comm_.name(),
                 operation);
   comm_.wait(r, operation, host_);
-  if (reply.empty())
-    fail<Error>(comm_.name(), operation, "the host sent an empty reply");
+  if (reply.empty()) fail<Error>(comm_.name(), operation, "the host sent an empty reply");
   if (reply[0] == status_exception) {
     const std::string_view text(reply.data() + 1, reply.size() - 1);
     const auto zero = text.find('\0');
-    throw RemoteError(host_, std::string(text.substr(0, zero)),
-                      zero == std::string_view::npos ? std::string() : std::string(text.substr(zero + 1)));
+    throw RemoteError(
+        host_, std::string(text.substr(0, zero)),
+        zero == std::string_view::npos ? std::string() : std::string(text.substr(zero + 1)));
   }
   return HostedReply(std::move(reply));
 }

@@ -41,7 +41,8 @@ struct CellParams {
   std::int32_t unused;
 };
 
-std::vector<char> make_request(CellOp op, std::size_t index, std::size_t count, std::size_t payload) {
+std::vector<char> make_request(CellOp op, std::size_t index, std::size_t count,
+                               std::size_t payload) {
   std::vector<char> out(sizeof(CellRequest) + payload);
   CellRequest header{};
   header.op = op;
@@ -90,7 +91,8 @@ SharedCells::SharedCells(std::string_view kind, CellType type, std::size_t count
     if (a.lock != b.lock)
       fail(name_, "create",
            "ranks disagree on SharedOptions::lock (rank 0: " + std::to_string(a.lock) + ", rank " +
-               std::to_string(r) + ": " + std::to_string(b.lock) + "); pass the same options everywhere");
+               std::to_string(r) + ": " + std::to_string(b.lock) +
+               "); pass the same options everywhere");
   }
 
   comm_ = std::make_unique<Communicator>(comm.duplicate(name_));
@@ -103,9 +105,11 @@ SharedCells::SharedCells(std::string_view kind, CellType type, std::size_t count
     const auto base = reinterpret_cast<std::uintptr_t>(segment_->data());
     const auto pad = comm_->bcast(static_cast<std::uint64_t>((line - base % line) % line), 0);
     data_ = static_cast<std::byte*>(segment_->data()) + pad;
-    const int misaligned = comm_->allreduce(reinterpret_cast<std::uintptr_t>(data_) % line != 0 ? 1 : 0, maximum{});
+    const int misaligned =
+        comm_->allreduce(reinterpret_cast<std::uintptr_t>(data_) % line != 0 ? 1 : 0, maximum{});
     if (misaligned)
-      fail(name_, "create", "the shared-memory window is mapped at different cache-line offsets on different ranks");
+      fail(name_, "create",
+           "the shared-memory window is mapped at different cache-line offsets on different ranks");
     if (comm_->rank() == 0 && init && bytes > 0) std::memcpy(data_, init, bytes);
     comm_->barrier();  // nobody reads before rank 0 wrote the initial values
   } else {
@@ -114,7 +118,9 @@ SharedCells::SharedCells(std::string_view kind, CellType type, std::size_t count
       if (init && bytes > 0) std::memcpy(hosted_.data(), init, bytes);
     }
     state_ = std::make_unique<HostedState>(
-        *comm_, 0, [this](std::span<const char> request, std::vector<char>& reply) { handle(request, reply); });
+        *comm_, 0, [this](std::span<const char> request, std::vector<char>& reply) {
+          handle(request, reply);
+        });
   }
 #if MPX_SHARED_WITH_LOCK
   if (options.lock) lock_ = std::make_unique<Lock>(comm);
@@ -141,15 +147,18 @@ Lock& SharedCells::lock(std::string_view operation) {
 void SharedCells::check_index(std::size_t index, std::string_view operation) const {
   if (index < count_) return;
   fail(name_, operation,
-       "index " + std::to_string(index) + " is out of range: the object has " + std::to_string(count_) +
-           " element(s), numbered 0.." + (count_ == 0 ? std::string("(none)") : std::to_string(count_ - 1)));
+       "index " + std::to_string(index) + " is out of range: the object has " +
+           std::to_string(count_) + " element(s), numbered 0.." +
+           (count_ == 0 ? std::string("(none)") : std::to_string(count_ - 1)));
 }
 
-void SharedCells::check_range(std::size_t begin, std::size_t end, std::string_view operation) const {
+void SharedCells::check_range(std::size_t begin, std::size_t end,
+                              std::string_view operation) const {
   if (begin <= end && end <= count_) return;
   fail(name_, operation,
-       "range [" + std::to_string(begin) + ", " + std::to_string(end) + ") is out of range: the object has " +
-           std::to_string(count_) + " element(s); pass begin <= end <= size()");
+       "range [" + std::to_string(begin) + ", " + std::to_string(end) +
+           ") is out of range: the object has " + std::to_string(count_) +
+           " element(s); pass begin <= end <= size()");
 }
 
 // ---- served path: the requests ----------------------------------------------------------
@@ -159,8 +168,8 @@ void expect_payload(const HostedReply& reply, std::size_t bytes, const std::stri
                     std::string_view operation) {
   if (reply.payload().size() != bytes)
     fail<Error>(name, operation,
-                      "the host replied with " + std::to_string(reply.payload().size()) + " bytes, expected " +
-                          std::to_string(bytes));
+                "the host replied with " + std::to_string(reply.payload().size()) +
+                    " bytes, expected " + std::to_string(bytes));
 }
 }  // namespace
 
@@ -233,7 +242,8 @@ void SharedCells::handle(std::span<const char> request, std::vector<char>& reply
       return;
     case CellOp::add:
       need(size);
-      if (!type_.add) fail(name_, "fetch_add", "the element type " + type_.name + " cannot be added");
+      if (!type_.add)
+        fail(name_, "fetch_add", "the element type " + type_.name + " cannot be added");
       reply.insert(reply.end(), cell, cell + size);
       type_.add(cell, operands.data());
       return;

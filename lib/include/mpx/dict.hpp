@@ -8,8 +8,8 @@
 //   d.get(key)    (None if missing)          std::optional<int> x = d.get(key);
 //   d.get(key, 0)                            d.get(key, 0)
 //   key in d                                 d.contains(key)
-//   del d[key]                               d.erase(key)            // returns whether it was there
-//   d.pop(key, None)                         d.pop(key)              // std::optional<V>
+//   del d[key]                               d.erase(key)            // returns whether it was
+//   there d.pop(key, None)                         d.pop(key)              // std::optional<V>
 //   d.setdefault(key, v)                     d.setdefault(key, v)    // atomic insert-if-absent
 //   d.update(other)                          d.update(other_map)     // atomic as a whole
 //   print(d) / dict(d)                       d.items()               // std::map<K, V> snapshot
@@ -73,8 +73,9 @@ class DictCore {
  public:
   /// Collective over `comm`: checks that every rank creates the same kind with the same
   /// key and value types, then starts hosting on rank 0.
-  DictCore(std::string_view kind, int key_fingerprint, int value_fingerprint, const std::string& key_name,
-           const std::string& value_name, const Communicator& comm, HostedState::Handler handler);
+  DictCore(std::string_view kind, int key_fingerprint, int value_fingerprint,
+           const std::string& key_name, const std::string& value_name, const Communicator& comm,
+           HostedState::Handler handler);
   ~DictCore();
   DictCore(const DictCore&) = delete;
   DictCore& operator=(const DictCore&) = delete;
@@ -109,7 +110,9 @@ std::vector<char> dict_request(DictOp op, const T& argument) {
   serialize_into(out, argument);
   return out;
 }
-inline std::vector<char> dict_request(DictOp op) { return std::vector<char>(1, static_cast<char>(op)); }
+inline std::vector<char> dict_request(DictOp op) {
+  return std::vector<char>(1, static_cast<char>(op));
+}
 
 template <class T>
 T dict_decode(std::span<const char> bytes) {
@@ -172,7 +175,8 @@ class Dict {
   }
   /// Stores `value` under `key` (remote). Python: d[key] = value.
   void set(const K& key, const V& value) {
-    (void)core().call(detail::dict_request(detail::DictOp::set, std::pair<K, V>(key, value)), "set");
+    (void)core().call(detail::dict_request(detail::DictOp::set, std::pair<K, V>(key, value)),
+                      "set");
   }
   /// A handle that reads (at) or writes (set) `key` (local; using it is remote).
   DictItem<K, V> operator[](const K& key) { return DictItem<K, V>(this, key); }
@@ -189,7 +193,8 @@ class Dict {
   /// atomic step (remote). Python: d.setdefault(key, value).
   V setdefault(const K& key, const V& value) {
     const auto reply =
-        core().call(detail::dict_request(detail::DictOp::setdefault, std::pair<K, V>(key, value)), "setdefault");
+        core().call(detail::dict_request(detail::DictOp::setdefault, std::pair<K, V>(key, value)),
+                    "setdefault");
     return detail::dict_decode<V>(reply.payload());
   }
   /// Stores every entry of `entries`, in one atomic step (remote). Python: d.update(entries).
@@ -227,7 +232,9 @@ class Dict {
     state_->core = std::make_unique<detail::DictCore>(
         kind, detail::fingerprint_of<K>(), detail::fingerprint_of<V>(), detail::readable_name<K>(),
         detail::readable_name<V>(), comm,
-        [s](std::span<const char> request, std::vector<char>& reply) { handle(*s, request, reply); });
+        [s](std::span<const char> request, std::vector<char>& reply) {
+          handle(*s, request, reply);
+        });
   }
 
   struct State {
@@ -275,7 +282,8 @@ class Dict {
         return;
       }
       case DictOp::update:
-        for (auto& [k, v] : detail::dict_decode<std::map<K, V>>(arg)) s.map.insert_or_assign(k, std::move(v));
+        for (auto& [k, v] : detail::dict_decode<std::map<K, V>>(arg))
+          s.map.insert_or_assign(k, std::move(v));
         return;
       case DictOp::items:
         detail::serialize_into(reply, s.map);
@@ -315,7 +323,8 @@ class Dict {
 class Namespace {
  public:
   /// Creates an empty namespace (collective over `comm`).
-  explicit Namespace(const Communicator& comm = Communicator::world()) : entries_("Namespace", comm) {}
+  explicit Namespace(const Communicator& comm = Communicator::world())
+      : entries_("Namespace", comm) {}
 
   /// Binds `name` to `value`, replacing what was there, of any type (remote). Python:
   /// ns.name = value.
@@ -336,8 +345,9 @@ class Namespace {
     if (!e) entries_.core().missing("get", detail::key_text(name));
     if (e->first != detail::fingerprint_of<T>())
       detail::fail<TypeMismatch>(entries_.name(), "get",
-                                 "'" + name + "' holds a " + detail::lookup_type_name(e->first) + ", not a '" +
-                                     detail::readable_name<T>() + "'; get it with the type it was set with");
+                                 "'" + name + "' holds a " + detail::lookup_type_name(e->first) +
+                                     ", not a '" + detail::readable_name<T>() +
+                                     "'; get it with the type it was set with");
     return detail::decode<T>(e->second);
   }
   /// True if `name` is bound (remote). Python: hasattr(ns, name).

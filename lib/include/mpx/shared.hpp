@@ -66,7 +66,8 @@ constexpr bool process_atomic() {
   if constexpr (!std::is_trivially_copyable_v<T>) {
     return false;
   } else {
-    return std::atomic_ref<T>::is_always_lock_free && sizeof(T) % std::atomic_ref<T>::required_alignment == 0;
+    return std::atomic_ref<T>::is_always_lock_free &&
+           sizeof(T) % std::atomic_ref<T>::required_alignment == 0;
   }
 }
 
@@ -194,14 +195,16 @@ class SharedStore {
   }
 
   T fetch_add(std::size_t i, T delta) {
-    if (std::byte* d = cells_->data()) return std::atomic_ref<T>(reinterpret_cast<T*>(d)[i]).fetch_add(delta);
+    if (std::byte* d = cells_->data())
+      return std::atomic_ref<T>(reinterpret_cast<T*>(d)[i]).fetch_add(delta);
     T old;
     cells_->fetch_add(i, &delta, &old);
     return old;
   }
 
   T exchange(std::size_t i, T desired) {
-    if (std::byte* d = cells_->data()) return std::atomic_ref<T>(reinterpret_cast<T*>(d)[i]).exchange(desired);
+    if (std::byte* d = cells_->data())
+      return std::atomic_ref<T>(reinterpret_cast<T*>(d)[i]).exchange(desired);
     T old;
     cells_->exchange(i, &desired, &old);
     return old;
@@ -209,7 +212,8 @@ class SharedStore {
 
   bool compare_exchange(std::size_t i, T& expected, T desired) {
     if (std::byte* d = cells_->data())
-      return std::atomic_ref<T>(reinterpret_cast<T*>(d)[i]).compare_exchange_strong(expected, desired);
+      return std::atomic_ref<T>(reinterpret_cast<T*>(d)[i])
+          .compare_exchange_strong(expected, desired);
     return cells_->compare_exchange(i, &expected, &desired);
   }
 
@@ -276,27 +280,27 @@ class Value {
   }
   /// Atomically adds `delta`; returns the previous value (local on one node; remote
   /// otherwise).
-  T fetch_add(T delta)
-    requires(detail::addable<T>())
-  {
-    return store_.fetch_add(0, delta);
-  }
+  T fetch_add(T delta) requires(detail::addable<T>()) { return store_.fetch_add(0, delta); }
   /// Atomically subtracts `delta`; returns the previous value.
-  T fetch_sub(T delta)
-    requires(detail::addable<T>())
-  {
+  T fetch_sub(T delta) requires(detail::addable<T>()) {
     return store_.fetch_add(0, static_cast<T>(-delta));
   }
   /// Atomically replaces the value; returns the previous one.
   T exchange(T desired) {
-    static_assert(detail::process_atomic<T>(), "Value::exchange needs a lock-free element type (integers, floating types but long double, small plain structs); for other types hold get_lock() and use load()/store()");
+    static_assert(
+        detail::process_atomic<T>(),
+        "Value::exchange needs a lock-free element type (integers, floating types but long double, "
+        "small plain structs); for other types hold get_lock() and use load()/store()");
     return store_.exchange(0, desired);
   }
   /// If the value equals `expected` (bit for bit), replaces it by `desired` and returns true;
   /// otherwise writes the current value into `expected` and returns false (as
   /// std::atomic::compare_exchange_strong).
   bool compare_exchange(T& expected, T desired) {
-    static_assert(detail::process_atomic<T>(), "Value::compare_exchange needs a lock-free element type (integers, floating types but long double, small plain structs); for other types hold get_lock() and use load()/store()");
+    static_assert(
+        detail::process_atomic<T>(),
+        "Value::compare_exchange needs a lock-free element type (integers, floating types but long "
+        "double, small plain structs); for other types hold get_lock() and use load()/store()");
     return store_.compare_exchange(0, expected, desired);
   }
 
@@ -306,7 +310,9 @@ class Value {
   Lock& get_lock() { return store_.cells().lock("get_lock"); }
 
   /// True when the value lives in node-shared memory (local).
-  [[nodiscard]] bool uses_shared_memory() const noexcept { return store_.cells().data() != nullptr; }
+  [[nodiscard]] bool uses_shared_memory() const noexcept {
+    return store_.cells().data() != nullptr;
+  }
   /// "Value#N", as used in error messages (local).
   [[nodiscard]] const std::string& name() const noexcept { return store_.cells().name(); }
 
@@ -336,13 +342,11 @@ class ArrayElement {
   /// Stores `v` into the element.
   void store(const T& v) { array_->store(index_, v); }
   /// Atomic add; returns the previous value.
-  T fetch_add(T delta)
-    requires(detail::addable<T>())
-  {
-    return array_->fetch_add(index_, delta);
-  }
+  T fetch_add(T delta) requires(detail::addable<T>()) { return array_->fetch_add(index_, delta); }
   /// Atomic compare-exchange (see Array::compare_exchange).
-  bool compare_exchange(T& expected, T desired) { return array_->compare_exchange(index_, expected, desired); }
+  bool compare_exchange(T& expected, T desired) {
+    return array_->compare_exchange(index_, expected, desired);
+  }
 
  private:
   friend class Array<T>;
@@ -397,28 +401,30 @@ class Array {
   T operator[](std::size_t i) const { return load(i); }
 
   /// Atomically adds `delta` to element `i`; returns its previous value.
-  T fetch_add(std::size_t i, T delta)
-    requires(detail::addable<T>())
-  {
+  T fetch_add(std::size_t i, T delta) requires(detail::addable<T>()) {
     store_.cells().check_index(i, "fetch_add");
     return store_.fetch_add(i, delta);
   }
   /// Atomically subtracts `delta` from element `i`; returns its previous value.
-  T fetch_sub(std::size_t i, T delta)
-    requires(detail::addable<T>())
-  {
+  T fetch_sub(std::size_t i, T delta) requires(detail::addable<T>()) {
     store_.cells().check_index(i, "fetch_sub");
     return store_.fetch_add(i, static_cast<T>(-delta));
   }
   /// Atomically replaces element `i`; returns its previous value.
   T exchange(std::size_t i, T desired) {
-    static_assert(detail::process_atomic<T>(), "Array::exchange needs a lock-free element type (integers, floating types but long double, small plain structs); for other types hold get_lock() and use load()/store()");
+    static_assert(
+        detail::process_atomic<T>(),
+        "Array::exchange needs a lock-free element type (integers, floating types but long double, "
+        "small plain structs); for other types hold get_lock() and use load()/store()");
     store_.cells().check_index(i, "exchange");
     return store_.exchange(i, desired);
   }
   /// Compare-exchange of element `i` (see Value::compare_exchange).
   bool compare_exchange(std::size_t i, T& expected, T desired) {
-    static_assert(detail::process_atomic<T>(), "Array::compare_exchange needs a lock-free element type (integers, floating types but long double, small plain structs); for other types hold get_lock() and use load()/store()");
+    static_assert(
+        detail::process_atomic<T>(),
+        "Array::compare_exchange needs a lock-free element type (integers, floating types but long "
+        "double, small plain structs); for other types hold get_lock() and use load()/store()");
     store_.cells().check_index(i, "compare_exchange");
     return store_.compare_exchange(i, expected, desired);
   }
@@ -453,7 +459,9 @@ class Array {
   /// The Lock guarding the array for multi-element updates (Python: arr.get_lock()).
   Lock& get_lock() { return store_.cells().lock("get_lock"); }
   /// True when the array lives in node-shared memory (local).
-  [[nodiscard]] bool uses_shared_memory() const noexcept { return store_.cells().data() != nullptr; }
+  [[nodiscard]] bool uses_shared_memory() const noexcept {
+    return store_.cells().data() != nullptr;
+  }
   /// "Array#N" (local).
   [[nodiscard]] const std::string& name() const noexcept { return store_.cells().name(); }
 
