@@ -15,14 +15,16 @@
 //     raw MPI lock with every rank contending (information).
 //   * barrier: time of one Barrier(size).wait() of every rank vs MPI_Barrier: ratio <= 2;
 //     vs Python's multiprocessing.Barrier(2) (information).
-//   * the same rows on the cross-node path (state on rank 0, served by its progress thread;
-//     forced with MPX_NO_SHARED_MEMORY semantics via a second object set), for information.
+//   * the cross-node path (state on rank 0, served by its progress thread; objects created
+//     while MPX_NO_SHARED_MEMORY=1 is set): rank 1's lock pairs vs two MPI ping-pongs, and
+//     the barrier vs MPI_Barrier, for information.
 // The raw MPI lock needs Open MPI's one-sided "sm" component (the default "rdma" one crashes
 // on this platform, see shared/PLATFORM.md): the benchmark sets OMPI_MCA_osc=sm before
 // MPI_Init unless the variable is already set.
 #include <mpi.h>
 #include <mpx/mpx.hpp>
 
+#include <cstdint>
 #include <cstdlib>
 #include <mutex>
 #include <string>
@@ -141,6 +143,54 @@ int main(int argc, char** argv) {
     } catch (const bench::Skipped& e) {
       report.skip("barrier", "vs Python", "python mp.Barrier", e.what());
     }
+  }
+
+  // ---- cross-node path (information) ---------------------------------------------------------
+  // MPX_NO_SHARED_MEMORY is read when an object is created: objects made while it is set keep
+  // their state on rank 0 and serve it from rank 0's progress thread, as across nodes.
+  if (opt.wants("host")) {
+    ::setenv("MPX_NO_SHARED_MEMORY", "1", 1);
+    mpx::Lock hosted_lock;
+    mpx::Barrier hosted_barrier(size);
+    ::unsetenv("MPX_NO_SHARED_MEMORY");
+    const char* hosted = "host rank 0";
+    report.progress("lock pairs and barrier, cross-node path");
+    // Rank 0 must not sit in a spinning MPI call meanwhile: a blocked MPI thread slows the
+    // progress thread's MPI calls to milliseconds (shared/PLATFORM.md). Both sides end with
+    // the harness's sleeping barrier.
+    auto lock_body = [&](long n) {
+      if (rank == 1)
+        for (long i = 0; i < n; ++i) {
+          hosted_lock.acquire();
+          hosted_lock.release();
+        }
+      bench::idle_barrier(raw);
+    };
+    auto pingpong_body = [&](long n) {  // one MPI round trip per iteration, as a reference
+      std::int64_t v = 0;
+      for (long i = 0; i < n; ++i) {
+        if (rank == 1) {
+          MPI_Send(&v, 8, MPI_BYTE, 0, 7, raw);
+          MPI_Recv(&v, 8, MPI_BYTE, 0, 7, raw, MPI_STATUS_IGNORE);
+        } else if (rank == 0) {
+          MPI_Recv(&v, 8, MPI_BYTE, 1, 7, raw, MPI_STATUS_IGNORE);
+          MPI_Send(&v, 8, MPI_BYTE, 1, 7, raw);
+        }
+      }
+      bench::idle_barrier(raw);
+    };
+    const auto t = bench::compare(lock_body, pingpong_body, opt);
+    report.add({"lock pairs, rank 1", hosted, 1.0 / t.candidate / 1e6, "2 MPI round trips",
+                0.5 / t.baseline / 1e6, "M pairs/s", bench::no_target()});
+    auto barrier_body = [&](long n) {
+      for (long i = 0; i < n; ++i) hosted_barrier.wait();
+    };
+    auto raw_body = [&](long n) {
+      for (long i = 0; i < n; ++i) MPI_Barrier(raw);
+    };
+    const auto b = bench::compare(barrier_body, raw_body, opt);
+    report.add({"barrier", std::string(hosted) + ", " + std::to_string(size) + " ranks",
+                b.candidate * 1e6, "MPI_Barrier", b.baseline * 1e6, "us", bench::no_target()});
   }
 
   if (have_win) MPI_Win_free(&win);
