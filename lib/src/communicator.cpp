@@ -221,7 +221,7 @@ void Communicator::wait(MPI_Request& request, std::string_view operation, int pe
         MPX_CHECK_MPI(MPI_Test(&request, &done, st), name_, operation);
         return done != 0;
       },
-      detail::no_deadline, {name_, operation, peer});
+      detail::no_deadline, {name_, operation, peer, comm_, peer < 0});
 }
 
 namespace {
@@ -269,7 +269,7 @@ Status Communicator::probe(int source, int tag) const {
   check_tag(tag, "probe", true);
   std::optional<Status> found;
   detail::wait_until([&] { return (found = iprobe(source, tag)).has_value(); }, detail::no_deadline,
-                     {name_, "probe", source});
+                     {name_, "probe", source, comm_});
   return *found;
 }
 

@@ -12,6 +12,7 @@
 
 #include "mpx/communicator.hpp"
 #include "mpx/detail/check.hpp"
+#include "mpx/detail/fault.hpp"
 #include "mpx/detail/progress.hpp"
 #include "mpx/detail/shared_segment.hpp"
 #include "mpx/future.hpp"
@@ -100,6 +101,8 @@ void Environment::init(int* argc, char*** argv) {
     owns_mpi_ = true;
   }
   MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+  detail::install_terminate_handler();  // an uncaught exception names its rank and ends the job
+  detail::open_departure_channel();     // a rank that leaves early does not hang the others
   auto& s = state();
   MPI_Comm_rank(MPI_COMM_WORLD, &s.rank);
   MPI_Comm_size(MPI_COMM_WORLD, &s.size);
@@ -119,6 +122,7 @@ void Environment::init(int* argc, char*** argv) {
 }
 
 Environment::~Environment() {
+  if (owns_mpi_) detail::announce_departure();
   detail::ProgressEngine::instance().stop();
   detail::sweep_orphans();
   state().world.reset();
@@ -130,6 +134,7 @@ Environment::~Environment() {
     if (!finalized) MPI_Finalize();
   }
   g_rank = -1;
+  detail::restore_terminate_handler();
 }
 
 bool Environment::threads_supported() const noexcept { return thread_level_ >= MPI_THREAD_MULTIPLE; }

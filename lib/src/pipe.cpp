@@ -200,7 +200,7 @@ void Connection::wait_for_message(MPI_Message& message, MPI_Status& status) {
                       name_, operation);
         return found != 0;
       },
-      detail::no_deadline, {name_, operation, peer_});
+      detail::no_deadline, {name_, operation, peer_, in().native()});
 }
 
 void Connection::send_bytes(const void* data, std::size_t bytes, int wire_tag) {

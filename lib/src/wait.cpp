@@ -9,6 +9,7 @@
 #include <string>
 
 #include "mpx/detail/check.hpp"
+#include "mpx/detail/fault.hpp"
 
 namespace mpx::detail {
 
@@ -93,16 +94,55 @@ void reject_negative_timeout(std::string_view object, std::string_view operation
   fail(object, operation, "timeout must not be negative; pass a duration >= 0");
 }
 
+namespace {
+thread_local WaitDetail* t_wait_detail = nullptr;
+}  // namespace
+
+WaitDetail::WaitDetail(std::function<std::string()> describe) noexcept
+    : describe_(std::move(describe)), outer_(t_wait_detail) {
+  t_wait_detail = this;
+}
+
+WaitDetail::~WaitDetail() { t_wait_detail = outer_; }
+
+std::string WaitDetail::current() noexcept {
+  try {
+    if (t_wait_detail && t_wait_detail->describe_) return t_wait_detail->describe_();
+  } catch (...) {
+  }
+  return {};
+}
+
 void note_long_wait(const WaitSite& site, Clock::time_point since) {
+  check_departed_peers(site);
   const double limit = hang_timeout_seconds();
   if (limit <= 0) return;
   const double waited = std::chrono::duration<double>(Clock::now() - since).count();
   if (waited < limit) return;
+  // "mpx hang doctor: rank 1 (host h2) has waited 5 s in Lock#1.acquire for rank 0 (world
+  //  rank 2): held by rank 2 (MPX_HANG_TIMEOUT=5); ending the job"
   std::string report = "mpx hang doctor: rank " + std::to_string(world_rank_or_minus_one()) +
-                       " has waited " + std::to_string(static_cast<int>(waited)) + " s in " +
+                       " (host " + host_name_for_reports() + ") has waited " +
+                       std::to_string(static_cast<int>(waited)) + " s in " +
                        std::string(site.object) + "." + std::string(site.operation);
-  if (site.peer >= 0) report += " for rank " + std::to_string(site.peer);
-  report += " (MPX_HANG_TIMEOUT=" + std::to_string(limit) + "); ending the job\n";
+  if (site.peer >= 0) {
+    report += " for rank " + std::to_string(site.peer);
+    const int world = world_rank_of(site.comm, site.peer);
+    if (world >= 0 && world != site.peer) report += " (world rank " + std::to_string(world) + ")";
+  } else if (site.collective) {
+    int size = 0;
+    if (site.comm != MPI_COMM_NULL) MPI_Comm_size(site.comm, &size);
+    report += size > 0 ? " (a collective: for all " + std::to_string(size) + " ranks of " +
+                             std::string(site.object) + ")"
+                       : std::string(" (a collective)");
+  } else {
+    report += " (for any rank)";
+  }
+  const std::string detail = WaitDetail::current();
+  if (!detail.empty()) report += ": " + detail;
+  char limit_text[32];
+  std::snprintf(limit_text, sizeof limit_text, "%g", limit);
+  report += std::string(" (MPX_HANG_TIMEOUT=") + limit_text + "); ending the job\n";
   std::fputs(report.c_str(), stderr);
   std::fflush(stderr);
   MPI_Abort(MPI_COMM_WORLD, 3);

@@ -477,7 +477,7 @@ class RecvOp final : public Op<T> {
     return {status_.MPI_SOURCE, user_tag_of(status_.MPI_TAG), message_bytes(status_)};
   }
   [[nodiscard]] WaitSite site() const noexcept override {
-    return {comm_.name(), "recv", source_};
+    return {comm_.name(), "recv", source_, comm_.native()};
   }
 
  private:
@@ -622,7 +622,7 @@ class SendOp final : public Op<void> {
   }
   bool abandon() noexcept override { return request_ != MPI_REQUEST_NULL; }
   void take() override {}
-  [[nodiscard]] WaitSite site() const noexcept override { return {comm_.name(), "isend", dest_}; }
+  [[nodiscard]] WaitSite site() const noexcept override { return {comm_.name(), "isend", dest_, comm_.native()}; }
 
  private:
   const Communicator& comm_;
@@ -697,7 +697,7 @@ Status Communicator::recv_into(std::span<E> out, int source, int tag) const {
         }
         return done != 0;
       },
-      detail::no_deadline, {name_, "recv_into", source});
+      detail::no_deadline, {name_, "recv_into", source, comm_});
   return {st.MPI_SOURCE, detail::user_tag_of(st.MPI_TAG), detail::message_bytes(st)};
 }
 

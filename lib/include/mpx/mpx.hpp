@@ -9,6 +9,7 @@
 #include "mpx/error.hpp"
 #include "mpx/event.hpp"
 #include "mpx/future.hpp"
+#include "mpx/list.hpp"
 #include "mpx/lock.hpp"
 #include "mpx/pipe.hpp"
 #include "mpx/process.hpp"

@@ -249,7 +249,7 @@ bool Connection::poll(std::chrono::duration<Rep, Period> timeout) {
                       "poll");
         return found != 0;
       },
-      deadline, {name_, "poll", peer_});
+      deadline, {name_, "poll", peer_, in().native()});
 }
 
 }  // namespace mpx

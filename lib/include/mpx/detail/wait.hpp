@@ -5,8 +5,12 @@
 // that a blocking MPI call burns.
 #pragma once
 
+#include <mpi.h>
+
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <string>
 #include <string_view>
 
 namespace mpx::detail {
@@ -21,6 +25,27 @@ struct WaitSite {
   std::string_view object;     ///< for example "Queue#2"
   std::string_view operation;  ///< for example "get"
   int peer = -1;               ///< the rank waited on, or -1 when unknown / any
+  MPI_Comm comm = MPI_COMM_NULL;  ///< communicator `peer` is a rank of (null: unknown)
+  bool collective = false;        ///< a collective over `comm`: waits for every member
+};
+
+/// Extra words for the hang doctor's report on the calling thread's waits, for example who
+/// holds a lock (local; RAII; nests, the innermost one is reported):
+///   detail::WaitDetail detail([&] { return "held by rank " + std::to_string(holder); });
+///   wait_until(...);
+/// `describe` runs on the waiting thread, only when the doctor reports; it must not wait.
+class WaitDetail {
+ public:
+  explicit WaitDetail(std::function<std::string()> describe) noexcept;
+  ~WaitDetail();
+  WaitDetail(const WaitDetail&) = delete;
+  WaitDetail& operator=(const WaitDetail&) = delete;
+  /// What the innermost WaitDetail of this thread says, or "" (local; never throws).
+  [[nodiscard]] static std::string current() noexcept;
+
+ private:
+  std::function<std::string()> describe_;
+  WaitDetail* outer_;
 };
 
 /// Adaptive pause between polls: spin, then yield, then sleep with growing pauses.
@@ -73,8 +98,9 @@ bool wait_until(Ready&& ready, Clock::time_point deadline, const WaitSite& site)
 /// target that was terminated. Null everywhere else, so it costs one thread-local load.
 extern thread_local void (*interrupt_hook)();
 
-/// Called by wait_until on every slow poll: reports a wait that has lasted longer than
-/// MPX_HANG_TIMEOUT (see the hang doctor). Cheap when the variable is unset.
+/// Called by wait_until on every slow poll (about four times a second): reports a wait that
+/// has lasted longer than MPX_HANG_TIMEOUT (the hang doctor), and ends the job when the rank
+/// waited for has already left (see detail/fault.hpp). Cheap when neither applies.
 void note_long_wait(const WaitSite& site, Clock::time_point since);
 
 template <class Ready>
@@ -87,7 +113,7 @@ bool wait_until(Ready&& ready, Clock::time_point deadline, const WaitSite& site)
     backoff.pause_until(deadline);
     if (interrupt_hook) interrupt_hook();
     if (ready()) return true;
-    if ((n & 1023u) == 0) note_long_wait(site, since);
+    if ((n & 255u) == 0) note_long_wait(site, since);
   }
 }
 
