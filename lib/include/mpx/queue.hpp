@@ -97,7 +97,12 @@ class Queue {
 
   /// Puts `item`, waiting while a bounded queue is full (remote). Throws ClosedError after
   /// close().
-  void put(const T& item) { core().put(encode(item), detail::no_deadline, true, "put"); }
+  void put(const T& item) {
+    if constexpr (detail::wire_kind<T>() == detail::WireKind::raw) {
+      if (core().try_put_small(&item, sizeof(T))) return;  // streamed into the batch: no copy
+    }
+    core().put(encode(item), detail::no_deadline, true, "put");
+  }
 
   /// Puts `item`, waiting at most `timeout` for room; throws Full when the queue stays full,
   /// ClosedError after close(), UsageError for a negative timeout (remote).

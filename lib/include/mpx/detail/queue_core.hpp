@@ -79,6 +79,10 @@ class QueueCore final : public Service {
   /// Puts `item` (header space in front). Blocks while a bounded queue is full unless
   /// `block` is false; throws Full (timeout or put_nowait), ClosedError (remote).
   void put(Blob&& item, Clock::time_point deadline, bool block, const char* operation);
+  /// Client fast path for a small item while this thread streams puts into the queue: adds
+  /// the item's wire image to the batch and returns true, or returns false (nothing done)
+  /// when put() must handle it (local).
+  bool try_put_small(const void* data, std::size_t bytes);
   /// Takes the next item into `out` (header in front). Returns false when the queue is
   /// closed and drained; throws Empty on timeout or get_nowait (remote).
   bool get(Blob& out, Clock::time_point deadline, bool block, const char* operation);
@@ -134,6 +138,8 @@ class QueueCore final : public Service {
   [[nodiscard]] bool bounded() const noexcept { return params_.maxsize > 0; }
   bool progress_locked();
   void flush_batch_locked();
+  bool streaming_put() noexcept;
+  void append_to_batch(const char* data, std::size_t bytes);
   void poll_other_queues();
   void handle_host(Incoming& m);
   void handle_client(Incoming& m);
@@ -187,6 +193,7 @@ class QueueCore final : public Service {
   std::int64_t credits_ = 0;
   Blob batch_;  // coalesced puts not yet sent (see queue.cpp)
   std::size_t batch_count_ = 0;
+  std::uint64_t batch_started_ = 0;
 
   // host
   Phase phase_ = Phase::open;
