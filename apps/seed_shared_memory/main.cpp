@@ -15,11 +15,11 @@
 //   print(f"Array:{result[:]}, sum of array:       rank 0 prints result.slice() and
 //         {result_sum.value}")                       result_sum.value()
 //
-//   ns = manager.Namespace()                       mpx::Namespace ns;
-//   ns.result = manager.list()                     ns.set("result", std::vector<double>{});
-//   (ns.result).append(nums + 2)  (in a Process)   the last rank appends (get, push_back, set)
-//   print(ns.result)                               rank 0 prints
-//   ns.get<std::vector<double>>("result")
+//   ns = manager.Namespace()                       (nothing: every rank already holds the
+X
+//   (ns.result).append(nums + 2)  (in a Process)   the last rank: list.append(num + 2)
+//   print(ns.result)                               rank 0 prints list.values()
+// (A Namespace of plain values is mpx::Namespace: ns.set("x", v), ns.get<T>("x").)
 //
 // The sum: in the seed, `result_sum = sum(num_list)` rebinds the worker's local name instead
 // of writing the shared value, so the notebook prints "sum of array:0.0". This program does
@@ -28,6 +28,7 @@
 //
 //   mpiexec -n 2 build/bin/seed_shared_memory
 //   mpiexec -n 2 build/bin/seed_shared_memory --fixed
+#include <mpx/list.hpp>
 #include <mpx/mpx.hpp>
 
 #include <charconv>
@@ -38,50 +39,46 @@
 
 #include "cli.hpp"
 
-namespace {
+    namespace {
 
-/// Python's repr of a float: shortest text that reads back the same, "3.0" not "3".
-std::string py_float(double x) {
-  char buf[64];
-  const auto end = std::to_chars(buf, buf + sizeof buf, x).ptr;
-  std::string s(buf, end);
-  if (s.find_first_of(".en") == std::string::npos) s += ".0";
-  return s;
-}
-
-/// A number of the seed's list: the ints (1..5) stayed ints in Python, so whole numbers print
-/// without ".0"; the others as Python floats.
-std::string py_number(double x) {
-  char buf[64];
-  const auto end = std::to_chars(buf, buf + sizeof buf, x).ptr;
-  return std::string(buf, end);
-}
-
-template <class T, class Format>
-std::string py_list(const std::vector<T>& values, Format format) {
-  std::string out = "[";
-  for (std::size_t i = 0; i < values.size(); ++i)
-    out += (i ? ", " : "") + format(static_cast<double>(values[i]));
-  return out + "]";
-}
-
-/// The worker of the first example.
-void sum_2(const std::vector<double>& num_list, mpx::Array<float>& result,
-           mpx::Value<float>& result_sum, bool fixed) {
-  for (std::size_t idx = 0; idx < num_list.size(); ++idx)
-    result[idx] = static_cast<float>(num_list[idx] + 2);  // 'f' is a C float, as in Python
-  const double sum = std::accumulate(num_list.begin(), num_list.end(), 0.0);
-  if (fixed) result_sum = static_cast<float>(sum);  // the seed only rebinds a local name
-}
-
-/// The worker of the second example: appends to the list the namespace holds.
-void sum_2_namespace(const std::vector<double>& num_list, mpx::Namespace& ns) {
-  for (double num : num_list) {
-    auto list = ns.get<std::vector<double>>("result");  // (ns.result).append(nums + 2)
-    list.push_back(num + 2);
-    ns.set("result", list);
+  /// Python's repr of a float: shortest text that reads back the same, "3.0" not "3".
+  std::string py_float(double x) {
+    char buf[64];
+    const auto end = std::to_chars(buf, buf + sizeof buf, x).ptr;
+    std::string s(buf, end);
+    if (s.find_first_of(".en") == std::string::npos) s += ".0";
+    return s;
   }
-}
+
+  /// A number of the seed's list: the ints (1..5) stayed ints in Python, so whole numbers print
+  /// without ".0"; the others as Python floats.
+  std::string py_number(double x) {
+    char buf[64];
+    const auto end = std::to_chars(buf, buf + sizeof buf, x).ptr;
+    return std::string(buf, end);
+  }
+
+  template <class T, class Format>
+  std::string py_list(const std::vector<T>& values, Format format) {
+    std::string out = "[";
+    for (std::size_t i = 0; i < values.size(); ++i)
+      out += (i ? ", " : "") + format(static_cast<double>(values[i]));
+    return out + "]";
+  }
+
+  /// The worker of the first example.
+  void sum_2(const std::vector<double>& num_list, mpx::Array<float>& result,
+             mpx::Value<float>& result_sum, bool fixed) {
+    for (std::size_t idx = 0; idx < num_list.size(); ++idx)
+      result[idx] = static_cast<float>(num_list[idx] + 2);  // 'f' is a C float, as in Python
+    const double sum = std::accumulate(num_list.begin(), num_list.end(), 0.0);
+    if (fixed) result_sum = static_cast<float>(sum);  // the seed only rebinds a local name
+  }
+
+  /// The worker of the second example: appends to the managed list.
+  void sum_2_list(const std::vector<double>& num_list, mpx::List<double>& result) {
+    for (double num : num_list) result.append(num + 2);  // (ns.result).append(nums + 2)
+  }
 
 }  // namespace
 
@@ -105,13 +102,11 @@ int main(int argc, char** argv) {
                 py_float(static_cast<double>(result_sum.value())).c_str());
 
   // Server process
-  mpx::Namespace ns;
-  if (world.rank() == 0) ns.set("result", std::vector<double>{});
-  world.barrier();
-  if (world.rank() == worker_rank) sum_2_namespace(nums, ns);
+  mpx::List<double> list;  // ns.result = manager.list()
+  if (world.rank() == worker_rank) sum_2_list(nums, list);
   world.barrier();  // p.join()
   if (world.rank() == 0) {
-    std::printf("%s\n", py_list(ns.get<std::vector<double>>("result"), py_number).c_str());
+    std::printf("%s\n", py_list(list.values(), py_number).c_str());
     std::fflush(stdout);
   }
   world.barrier();  // every rank keeps its objects until rank 0 has read them

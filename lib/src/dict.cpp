@@ -9,28 +9,37 @@
 namespace mpx::detail {
 
 namespace {
-std::atomic<int> g_dict_count{0};
-std::atomic<int> g_namespace_count{0};
+// The kinds of hosted containers, each with its own object counter ("Dict#3").
+constexpr std::array<std::string_view, 3> kinds{"Dict", "Namespace", "List"};
+std::array<std::atomic<int>, 3> g_counts{};
+int kind_id(std::string_view kind) {
+  for (std::size_t i = 0; i < kinds.size(); ++i)
+    if (kinds[i] == kind) return static_cast<int>(i);
+  return 0;
+}
 }  // namespace
 
 DictCore::DictCore(std::string_view kind, int key_fingerprint, int value_fingerprint,
                    const std::string& key_name, const std::string& value_name,
                    const Communicator& comm, HostedState::Handler handler) {
-  const bool is_dict = kind == "Dict";
-  name_ = std::string(kind) + "#" + std::to_string(++(is_dict ? g_dict_count : g_namespace_count));
-  // Every rank must create the same dictionary; all ranks compare, so all fail together.
-  const std::array<int, 3> mine{is_dict ? 1 : 2, key_fingerprint, value_fingerprint};
+  const int id = kind_id(kind);
+  name_ = std::string(kinds[static_cast<std::size_t>(id)]) + "#" +
+          std::to_string(++g_counts[static_cast<std::size_t>(id)]);
+  // Every rank must create the same container; all ranks compare, so all fail together.
+  const std::array<int, 3> mine{id, key_fingerprint, value_fingerprint};
   const auto all = comm.allgather(mine);
   for (std::size_t r = 1; r < all.size(); ++r) {
     if (all[r][0] != all[0][0])
       fail(name_, "create",
-           "rank 0 creates a " + std::string(all[0][0] == 1 ? "Dict" : "Namespace") + " but rank " +
-               std::to_string(r) + " a " + (all[r][0] == 1 ? "Dict" : "Namespace") +
+           "rank 0 creates a " + std::string(kinds[static_cast<std::size_t>(all[0][0])]) +
+               " but rank " + std::to_string(r) + " a " +
+               std::string(kinds[static_cast<std::size_t>(all[r][0])]) +
                "; every rank must create the same objects in the same order");
     if (all[r][1] != all[0][1] || all[r][2] != all[0][2])
       fail(name_, "create",
            "ranks disagree on the key or value type: rank 0 and rank " + std::to_string(r) +
-               " passed different types (this rank: Dict<" + key_name + ", " + value_name +
+               " passed different types (this rank: " + std::string(kind) + "<" +
+               (id == 2 ? key_name : key_name + ", " + value_name) +
                ">); every rank must create it with the same types, in the same order");
   }
   comm_ = std::make_unique<Communicator>(comm.duplicate(name_));

@@ -143,6 +143,11 @@ std::uint64_t registry_fingerprint() noexcept {
   return h;
 }
 
+void Signal::sleep(std::uint64_t seen, Clock::time_point until) {
+  std::unique_lock lock(mutex);
+  cv.wait_until(lock, until, [&] { return generation != seen; });
+}
+
 void report_callback_failure(const std::string& name, const char* which) noexcept {
   std::string what = "an exception that is not a std::exception";
   try {
@@ -162,8 +167,9 @@ namespace {
 //
 // On the pool's private communicator, every message is a byte vector:
 //   task    driver -> worker  [u64 job][u64 chunk][u32 invoker][u32 check][u64 n][n state][args]
-//   result  worker -> driver  [u64 job][u64 chunk][u8 0][results]  or
-//                             [u64 job][u64 chunk][u8 1][i32 rank][type][message]
+//   result  worker -> driver  [u64 job][u64 chunk][f64 seconds][u8 0][results]  or
+//                             [u64 job][u64 chunk][f64 seconds][u8 1][i32 rank][type][message]
+//           (seconds: how long the chunk ran; the driver sizes its prefetch from it)
 //   stop    driver -> worker  [u64 tasks the driver sent to this worker]
 //   done    worker -> driver  [u64 results the worker sent]
 // A worker that gets `stop` drops the tasks it has not started (receiving them, so no send
@@ -174,7 +180,12 @@ constexpr int task_tag = 1;
 constexpr int result_tag = 2;
 constexpr int stop_tag = 3;
 constexpr int done_tag = 4;
-constexpr int prefetch = 2;  // chunks a worker holds: the one it runs and the next
+// Chunks a worker holds: the one it runs and at least one more, so it never waits for the
+// driver between chunks. Short chunks get more (up to max_prefetch), enough to cover a few
+// milliseconds of the driver's reaction time (its progress thread sleeps up to 1 ms when idle).
+constexpr int min_prefetch = 2;
+constexpr int max_prefetch = 8;
+constexpr double covered_seconds = 0.003;
 
 using Bytes = std::vector<char>;
 
@@ -209,8 +220,15 @@ Bytes execute_chunk(std::span<const char> payload, int rank) {
   const auto chunk = in.raw<std::uint64_t>();
   put_raw(out, job);
   put_raw(out, chunk);
+  const std::size_t seconds_at = out.size();
+  put_raw(out, 0.0);
   const std::size_t status_at = out.size();
   out.push_back(0);
+  const auto started = Clock::now();
+  auto stamp = [&] {
+    const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
+    std::memcpy(out.data() + seconds_at, &seconds, sizeof seconds);
+  };
   std::string type;
   std::string message;
   try {
@@ -221,6 +239,7 @@ Bytes execute_chunk(std::span<const char> payload, int rank) {
     const auto state = in.take(n);
     const InvokeFn fn = find_invoker(id);
     fn(state, in, out);
+    stamp();
     return out;
   } catch (const std::exception& e) {
     type = demangle(typeid(e).name());
@@ -235,6 +254,7 @@ Bytes execute_chunk(std::span<const char> payload, int rank) {
   put_raw(out, static_cast<std::int32_t>(rank));
   put(out, type);
   put(out, message);
+  stamp();
   return out;
 }
 
@@ -567,7 +587,9 @@ class PoolDriver final : public PoolCore, public Service {
     Reader in(bytes);
     const auto id = in.raw<std::uint64_t>();
     const auto chunk = in.raw<std::uint64_t>();
+    const auto seconds = in.raw<double>();
     const auto status = in.raw<std::uint8_t>();
+    chunk_seconds_ = chunk_seconds_ < 0 ? seconds : 0.75 * chunk_seconds_ + 0.25 * seconds;
     auto it = jobs_.find(id);
     if (it == jobs_.end()) return;  // the job was terminated
     auto job = it->second;
@@ -657,7 +679,12 @@ class PoolDriver final : public PoolCore, public Service {
     if (phase_ == Phase::stopping || phase_ == Phase::stopped) return false;
     bool worked = false;
     // Round by round, so every worker gets a first chunk before any gets a second.
-    for (int level = 1; level <= prefetch; ++level) {
+    int depth = min_prefetch;
+    if (chunk_seconds_ >= 0)
+      depth = std::clamp(min_prefetch + static_cast<int>(covered_seconds /
+                                                         std::max(chunk_seconds_, 1e-6)),
+                         min_prefetch, max_prefetch);
+    for (int level = 1; level <= depth; ++level) {
       for (std::size_t i = 0; i < active_; ++i) {
         auto& w = ws_[i];
         if (w.in_flight >= level) continue;
@@ -744,6 +771,7 @@ class PoolDriver final : public PoolCore, public Service {
   std::deque<std::shared_ptr<JobCore>> queue_;
   std::unordered_map<std::uint64_t, std::shared_ptr<JobCore>> jobs_;
   std::uint64_t next_job_ = 1;
+  double chunk_seconds_ = -1;  // running average of how long a chunk runs; -1: unknown
   std::deque<Future<void>> sends_;
 
   std::thread local_thread_;

@@ -68,7 +68,8 @@ enum class DictOp : char {
   keys = 10,
 };
 
-/// The type-independent part of a Dict: creation checks, private communicator, hosting.
+/// The type-independent part of a Dict, Namespace or List (`kind`): creation checks,
+/// private communicator, hosting on rank 0.
 class DictCore {
  public:
   /// Collective over `comm`: checks that every rank creates the same kind with the same
@@ -104,13 +105,15 @@ std::string key_text(const K& key) {
   }
 }
 
-template <class T>
-std::vector<char> dict_request(DictOp op, const T& argument) {
+/// A request: the operation byte, then the serialized argument.
+template <class Op, class T>
+std::vector<char> dict_request(Op op, const T& argument) {
   std::vector<char> out(1, static_cast<char>(op));
   serialize_into(out, argument);
   return out;
 }
-inline std::vector<char> dict_request(DictOp op) {
+template <class Op>
+std::vector<char> dict_request(Op op) {
   return std::vector<char>(1, static_cast<char>(op));
 }
 

@@ -34,6 +34,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <exception>
@@ -113,9 +114,51 @@ struct JobCore {
 
 class PoolCore;
 
+/// Wakes threads that wait for results. The progress thread calls notify() when a result
+/// arrives; a waiter sleeps on a condition variable (no core used, woken at once) in slices
+/// of a few milliseconds, between which it runs mpx's wait hooks (the Process interruption
+/// hook and the hang doctor), as detail::wait_until does.
+struct Signal {
+  std::mutex mutex;
+  std::condition_variable cv;
+  std::uint64_t generation = 0;
+  void notify() {
+    {
+      std::lock_guard lock(mutex);
+      ++generation;
+    }
+    cv.notify_all();
+  }
+  /// Waits until the next notify() after `seen`, or `until` (local).
+  void sleep(std::uint64_t seen, Clock::time_point until);
+  [[nodiscard]] std::uint64_t current() {
+    std::lock_guard lock(mutex);
+    return generation;
+  }
+};
+
+/// Calls `ready()` until it returns true (true) or `deadline` passes (false), sleeping on
+/// `signal` in between.
+template <class Ready>
+bool wait_for_signal(Signal& signal, Ready&& ready, Clock::time_point deadline,
+                     const WaitSite& site) {
+  const auto since = Clock::now();
+  for (std::uint32_t n = 1;; ++n) {
+    const auto seen = signal.current();
+    if (ready()) return true;
+    const auto now = Clock::now();
+    if (deadline != no_deadline && now >= deadline) return false;
+    const auto slice = now + std::chrono::milliseconds(5);
+    signal.sleep(seen, deadline < slice ? deadline : slice);
+    if (interrupt_hook) interrupt_hook();
+    if ((n & 63u) == 0) note_long_wait(site, since);
+  }
+}
+
 /// Shared state of an AsyncResult.
 template <class T>
 struct ResultState {
+  Signal signal;
   std::atomic<bool> ready{false};
   bool success = false;
   std::optional<T> value;
@@ -198,8 +241,9 @@ class AsyncResult {
   bool wait_until(detail::Clock::time_point deadline) const {
     require("wait");
     auto* s = state_.get();
-    return detail::wait_until([s] { return s->ready.load(std::memory_order_acquire); }, deadline,
-                              {s->name, "get", -1});
+    return detail::wait_for_signal(
+        s->signal, [s] { return s->ready.load(std::memory_order_acquire); }, deadline,
+        {s->name, "get", -1});
   }
   T take_copy() const {
     if (!state_->success) std::rethrow_exception(state_->error);
@@ -215,6 +259,7 @@ template <class R>
 class IMapIterator {
  public:
   struct State {
+    detail::Signal signal;
     std::mutex mutex;
     std::map<std::uint64_t, std::vector<R>> done;          // ordered: chunk -> results
     std::map<std::uint64_t, std::exception_ptr> errors;    // ordered: chunk -> error
@@ -454,12 +499,14 @@ void finish_ok(ResultState<T>& s, T value) {
   s.value.emplace(std::move(value));
   s.success = true;
   s.ready.store(true, std::memory_order_release);
+  s.signal.notify();
 }
 template <class T>
 void finish_error(ResultState<T>& s, std::exception_ptr error) {
   s.error = std::move(error);
   s.success = false;
   s.ready.store(true, std::memory_order_release);
+  s.signal.notify();
 }
 
 template <class Range>
@@ -608,21 +655,27 @@ auto Pool::submit_imap(const char* operation, F f, Range&& inputs, MapOptions op
   job->on_result = [state, ordered](std::uint64_t index, detail::Reader& in, detail::Deferred&) {
     std::vector<R> values;
     detail::get_items(in, values);
-    std::lock_guard lock(state->mutex);
-    if (ordered)
-      state->done.emplace(index, std::move(values));
-    else
-      state->arrived.push_back(std::move(values));
+    {
+      std::lock_guard lock(state->mutex);
+      if (ordered)
+        state->done.emplace(index, std::move(values));
+      else
+        state->arrived.push_back(std::move(values));
+    }
+    state->signal.notify();
   };
   job->on_error = [state, ordered](std::uint64_t index, std::exception_ptr error,
                                    detail::Deferred&) {
-    std::lock_guard lock(state->mutex);
-    if (index == std::uint64_t(-1))
-      state->terminated = error;
-    else if (ordered)
-      state->errors.emplace(index, error);
-    else
-      state->arrived_errors.push_back(error);
+    {
+      std::lock_guard lock(state->mutex);
+      if (index == std::uint64_t(-1))
+        state->terminated = error;
+      else if (ordered)
+        state->errors.emplace(index, error);
+      else
+        state->arrived_errors.push_back(error);
+    }
+    state->signal.notify();
   };
   job->keep_going_after_error = true;
   job->on_finished = [](detail::Deferred&) {};
@@ -792,7 +845,7 @@ std::optional<R> IMapIterator<R>::next_until(detail::Clock::time_point deadline)
       if (input_done_ && consumed_ == fed_) return end = true;
       return false;
     };
-    if (!detail::wait_until(ready, deadline, {name_, "next", -1}))
+    if (!detail::wait_for_signal(state_->signal, ready, deadline, {name_, "next", -1}))
       detail::fail<TimeoutError>(name_, "next",
                                  "no result arrived within the timeout; the tasks keep running, "
                                  "call next() again to wait longer");
