@@ -48,8 +48,7 @@ int main(int argc, char** argv) {
   // The raw MPI lock: an exclusive passive-target epoch on rank 0's window.
   MPI_Win win = MPI_WIN_NULL;
   void* base = nullptr;
-  const bool have_win =
-      MPI_Win_allocate(8, 1, MPI_INFO_NULL, raw, &base, &win) == MPI_SUCCESS;
+  const bool have_win = MPI_Win_allocate(8, 1, MPI_INFO_NULL, raw, &base, &win) == MPI_SUCCESS;
   auto raw_pair = [&] {
     MPI_Win_lock(MPI_LOCK_EXCLUSIVE, 0, 0, win);
     MPI_Win_unlock(0, win);

@@ -27,8 +27,9 @@ class PlainCounter {
  public:
   PlainCounter() {
     std::string path;
-    if (rank() == 0) path = "/dev/shm/mpx_sync_counter_" + std::to_string(::getpid()) + "_" +
-                            std::to_string(serial()++);
+    if (rank() == 0)
+      path = "/dev/shm/mpx_sync_counter_" + std::to_string(::getpid()) + "_" +
+             std::to_string(serial()++);
     path = world().bcast(path, 0);
     path_ = path;
     if (rank() == 0) {

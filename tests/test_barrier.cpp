@@ -28,7 +28,8 @@ TEST(Barrier, DistinctIndicesEveryGeneration) {
     const auto all = world().allgather(index);
     std::vector<int> sorted(all.begin(), all.end());
     std::sort(sorted.begin(), sorted.end());
-    for (int i = 0; i < size(); ++i) EXPECT_EQ(sorted[static_cast<std::size_t>(i)], i) << "generation " << g;
+    for (int i = 0; i < size(); ++i)
+      EXPECT_EQ(sorted[static_cast<std::size_t>(i)], i) << "generation " << g;
   }
   world().barrier();
 }

@@ -85,8 +85,7 @@ TEST(SyncIdle, EventAndConditionWaitsCostNoCore) {
     } else {
       std::unique_lock guard(cond);
       EXPECT_TRUE(cond.wait(60s));
-      expect_cheap(sync_test::cpu_seconds() - cpu0, sync_test::seconds_since(t0),
-                   "Condition.wait");
+      expect_cheap(sync_test::cpu_seconds() - cpu0, sync_test::seconds_since(t0), "Condition.wait");
     }
   }
   world().barrier();

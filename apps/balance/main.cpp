@@ -73,7 +73,7 @@ int main(int argc, char** argv) {
   }
 
   std::vector<bool> modes;
-  if (!only_lock) modes.push_back(false);  // Python: loop(10, lock_bool=False)
+  if (!only_lock) modes.push_back(false);    // Python: loop(10, lock_bool=False)
   if (!only_no_lock) modes.push_back(true);  // Python: loop(10, lock_bool=True)
   for (const bool use_lock : modes) {
     std::vector<int> results;

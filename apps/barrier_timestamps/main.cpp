@@ -68,7 +68,8 @@ int main(int argc, char** argv) {
   cli.done();
   const auto& world = mpx::Communicator::world();
   if (world.size() < 2) {
-    std::fprintf(stderr, "barrier_timestamps: needs at least 2 ranks: mpiexec -n 4 barrier_timestamps\n");
+    std::fprintf(stderr,
+                 "barrier_timestamps: needs at least 2 ranks: mpiexec -n 4 barrier_timestamps\n");
     return 2;
   }
 
@@ -109,11 +110,12 @@ int main(int argc, char** argv) {
     if (check) {
       const double together = std::fabs(all[0] - all[1]);
       bool ok = together < 0.25;
-      for (std::size_t r = 2; r < all.size(); ++r) ok = ok && all[r] < all[0] - 0.5 * static_cast<double>(late);
+      for (std::size_t r = 2; r < all.size(); ++r)
+        ok = ok && all[r] < all[0] - 0.5 * static_cast<double>(late);
       char line[160];
       std::snprintf(line, sizeof line,
-                    "check: p1 and p2 left %.1f ms apart; p3.. left before them: %s", together * 1e3,
-                    ok ? "ok" : "FAILED");
+                    "check: p1 and p2 left %.1f ms apart; p3.. left before them: %s",
+                    together * 1e3, ok ? "ok" : "FAILED");
       say(line);
       if (!ok) return 1;
     }

@@ -14,7 +14,7 @@ struct BarrierState {
   std::int64_t count;       // arrivals in the current generation
   std::int64_t generation;  // bumped when a generation ends (released or reset)
   std::int64_t broken;
-  std::uint64_t outcome;    // bit g % 64: generation g ended broken (by reset)
+  std::uint64_t outcome;  // bit g % 64: generation g ended broken (by reset)
 };
 
 enum BarrierOp : std::int32_t {
@@ -23,7 +23,7 @@ enum BarrierOp : std::int32_t {
   bar_wait,     // a = generation: done once it ended normally
   bar_abort,
   bar_reset,
-  bar_query,    // -> v0 n_waiting, v1 broken
+  bar_query,  // -> v0 n_waiting, v1 broken
 };
 constexpr std::int32_t code_broken = 1;
 constexpr std::int32_t code_timed_out = 2;
@@ -105,9 +105,9 @@ Barrier::Barrier(int parties, std::function<void()> action, detail::Clock::durat
                      "a rank, or a thread of a rank, that calls wait())");
   if (timeout < no_timeout)
     detail::fail(name, "create", "timeout must not be negative; pass a duration >= 0");
-  detail::check_same_everywhere(comm, name, "(parties, has action, timeout in ns)", parties,
-                                action_ ? 1 : 0,
-                                std::chrono::duration_cast<std::chrono::nanoseconds>(timeout).count());
+  detail::check_same_everywhere(
+      comm, name, "(parties, has action, timeout in ns)", parties, action_ ? 1 : 0,
+      std::chrono::duration_cast<std::chrono::nanoseconds>(timeout).count());
   core_ = std::make_unique<detail::SyncCore>(comm, name, std::make_unique<BarrierMachine>(parties));
 }
 

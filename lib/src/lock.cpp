@@ -131,8 +131,10 @@ bool LockBase::acquire_until(bool blocking, Clock::time_point deadline) {
     };
     // The hang doctor names the holder seen when the wait began.
     const bool got =
-        blocking ? wait_until(take, deadline, {name(), "acquire", token_rank(owner.load(std::memory_order_relaxed))})
-                 : take();
+        blocking
+            ? wait_until(take, deadline,
+                         {name(), "acquire", token_rank(owner.load(std::memory_order_relaxed))})
+            : take();
     if (got && reentrant_) count_word(*core_) = 1;  // a Lock's count is never used
     return got;
   }

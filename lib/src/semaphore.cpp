@@ -46,7 +46,8 @@ class SemaphoreMachine final : public detail::SyncMachine {
 
 }  // namespace
 
-Semaphore::Semaphore(std::int64_t value, const Communicator& comm) : Semaphore(value, false, comm) {}
+Semaphore::Semaphore(std::int64_t value, const Communicator& comm)
+    : Semaphore(value, false, comm) {}
 
 Semaphore::Semaphore(std::int64_t value, bool bounded, const Communicator& comm)
     : initial_(value), bounded_(bounded) {

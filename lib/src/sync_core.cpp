@@ -18,8 +18,8 @@ namespace mpx::detail {
 namespace {
 
 constexpr int request_tag = 0;
-constexpr std::int32_t cancel_op = -1;  // a = id of the request to abandon
-constexpr std::int32_t bye_op = -2;     // this rank's object is being destroyed
+constexpr std::int32_t cancel_op = -1;   // a = id of the request to abandon
+constexpr std::int32_t bye_op = -2;      // this rank's object is being destroyed
 constexpr std::size_t guard_bytes = 64;  // guard word alone on its cache line
 
 int reply_tag(std::uint64_t id) noexcept { return 1 + static_cast<int>(id % 32000u); }
@@ -110,8 +110,9 @@ class SyncCore::Host final : public Service {
       handle(req, status->source);
       worked = true;
     }
-    sends_.erase(std::remove_if(sends_.begin(), sends_.end(), [](Future<void>& f) { return f.test(); }),
-                 sends_.end());
+    sends_.erase(
+        std::remove_if(sends_.begin(), sends_.end(), [](Future<void>& f) { return f.test(); }),
+        sends_.end());
     return worked;
   }
   [[nodiscard]] const char* service_name() const noexcept override { return core_.name_.c_str(); }

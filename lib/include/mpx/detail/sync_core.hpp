@@ -31,11 +31,11 @@ namespace mpx::detail {
 
 /// One operation on a primitive's state (trivially copyable: travels as raw bytes).
 struct SyncRequest {
-  std::int32_t op = 0;      ///< machine-specific operation code (>= 0)
-  std::int32_t flags = 0;   ///< sync_no_wait: answer blocked at once instead of queuing
-  std::int64_t a = 0;       ///< arguments
+  std::int32_t op = 0;     ///< machine-specific operation code (>= 0)
+  std::int32_t flags = 0;  ///< sync_no_wait: answer blocked at once instead of queuing
+  std::int64_t a = 0;      ///< arguments
   std::int64_t b = 0;
-  std::uint64_t id = 0;     ///< request number (per rank and object), set by SyncCore
+  std::uint64_t id = 0;  ///< request number (per rank and object), set by SyncCore
 };
 
 /// What an operation did.
@@ -143,8 +143,7 @@ class SyncCore {
 std::string next_object_name(std::string_view type);
 
 /// Collective: throws UsageError on every rank unless every rank passed the same `values`.
-void check_same_everywhere(const Communicator& comm, std::string_view object,
-                           std::string_view what, std::int64_t v0, std::int64_t v1 = 0,
-                           std::int64_t v2 = 0);
+void check_same_everywhere(const Communicator& comm, std::string_view object, std::string_view what,
+                           std::int64_t v0, std::int64_t v1 = 0, std::int64_t v2 = 0);
 
 }  // namespace mpx::detail
