@@ -16,7 +16,7 @@
 //         {result_sum.value}")                       result_sum.value()
 //
 //   ns = manager.Namespace()                       (nothing: every rank already holds the
-X
+//   ns.result = manager.list()                      list's handle) mpx::List<double> list;
 //   (ns.result).append(nums + 2)  (in a Process)   the last rank: list.append(num + 2)
 //   print(ns.result)                               rank 0 prints list.values()
 // (A Namespace of plain values is mpx::Namespace: ns.set("x", v), ns.get<T>("x").)
