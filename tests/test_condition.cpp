@@ -57,6 +57,8 @@ TEST(Condition, WaitTimesOutAndHoldsTheLockAgain) {
   EXPECT_FALSE(cond.wait_for([] { return false; }, 50ms));
   EXPECT_TRUE(cond.wait_for([] { return true; }, 0ms));
   guard.unlock();
+  EXPECT_TRUE(cond.acquire(true, 10s));  // Python's cond.acquire(True, timeout)
+  cond.release();
   world().barrier();
 }
 

@@ -94,6 +94,11 @@ class Condition {
   bool acquire() { return lock_->acquire(); }
   /// Python's acquire(blocking) on the condition's lock (remote).
   bool acquire(bool blocking) { return lock_->acquire(blocking); }
+  /// Python's acquire(blocking, timeout) on the condition's lock (remote).
+  template <class Rep, class Period>
+  bool acquire(bool blocking, std::chrono::duration<Rep, Period> timeout) {
+    return lock_->acquire(blocking, timeout);
+  }
   /// Python's release(): the condition's lock (remote).
   void release() { lock_->release(); }
   /// The lock the condition is bound to (local).
