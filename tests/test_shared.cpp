@@ -177,6 +177,37 @@ TEST(Value, PlainStructs) {
   world().barrier();
 }
 
+TEST(Value, LargerPlainTypesLoadAndStore) {
+  // Not lock-free: load/store are plain copies (no fetch_add or compare_exchange).
+  using Quad = std::array<int, 4>;
+  mpx::Value<Quad> q(Quad{1, 2, 3, 4});
+  EXPECT_EQ(q.load(), (Quad{1, 2, 3, 4}));
+  world().barrier();
+  if (rank() == size() - 1) q.store(Quad{5, 6, 7, 8});
+  world().barrier();
+  EXPECT_EQ(q.load(), (Quad{5, 6, 7, 8}));
+  mpx::Array<std::array<double, 3>> a(2);
+  if (rank() == 0) a[1] = std::array<double, 3>{0.5, 1.5, 2.5};
+  world().barrier();
+  EXPECT_EQ(a.load(1)[2], 2.5);
+  EXPECT_EQ(a.load(0)[0], 0.0);
+  world().barrier();
+}
+
+TEST(Value, ThreadsOfOneRankShareIt) {
+  mpx::Value<int> v(0);
+  const int n = shared_memory() ? 20000 : 1000;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2; ++t)
+    threads.emplace_back([&] {
+      for (int i = 0; i < n; ++i) v.fetch_add(1);
+    });
+  for (auto& t : threads) t.join();
+  world().barrier();
+  EXPECT_EQ(v.load(), 2 * n * size());
+  world().barrier();
+}
+
 TEST(Value, LockGuardsReadModifyWrite) {
   // Python's pattern: with v.get_lock(): v.value += 1
   mpx::Value<int> v(0);
