@@ -155,17 +155,22 @@ int main(int argc, char** argv) {
   // ---- wake-up after an idle spell ------------------------------------------------------------------
   if (opt.wants("wake-up")) {
     report.progress("wake-up after 50 ms idle");
-    mpx::Queue<double> q;
+    mpx::Queue<std::int64_t> q;  // steady_clock nanoseconds: one clock for every rank of a node
+    auto now_ns = [] {
+      return std::chrono::duration_cast<std::chrono::nanoseconds>(
+                 std::chrono::steady_clock::now().time_since_epoch())
+          .count();
+    };
     std::vector<double> delays;
     for (int k = 0; k < (opt.quick ? 5 : 20); ++k) {
       world.barrier();
       if (rank == 1) {
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
-        q.put(MPI_Wtime());
+        q.put(static_cast<std::int64_t>(now_ns()));
       }
       if (rank == 0) {
-        const double sent = q.get();
-        delays.push_back((MPI_Wtime() - sent) * 1e6);
+        const std::int64_t sent = q.get();
+        delays.push_back(static_cast<double>(now_ns() - sent) / 1e3);
       }
     }
     if (rank == 0)

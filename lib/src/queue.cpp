@@ -735,12 +735,18 @@ void QueueCore::handle_host(Incoming& m) {
 // ---- operations -------------------------------------------------------------------------------
 
 bool QueueCore::streaming_put() noexcept {
+  // Whether this put continues a stream; then notes it as the thread's last operation.
   const std::uint64_t now = ticks();
   const bool streaming = (t_stream_queue == this && now - t_stream_time < batch_window_ticks) ||
                          batch_count_ > 0;
   t_stream_queue = this;
   t_stream_time = now;
   return streaming;
+}
+
+bool QueueCore::would_stream() const noexcept {
+  return batch_count_ > 0 ||
+         (t_stream_queue == this && ticks() - t_stream_time < batch_window_ticks);
 }
 
 void QueueCore::append_to_batch(const char* data, std::size_t bytes) {
@@ -765,7 +771,8 @@ void QueueCore::append_to_batch(const char* data, std::size_t bytes) {
 bool QueueCore::try_put_small(const void* data, std::size_t bytes) {
   if (is_host_ || bytes > batch_item_limit) return false;
   std::lock_guard lock(mutex_);
-  if (client_closed_ || (bounded() && credits_ <= 0) || !streaming_put()) return false;
+  if (client_closed_ || (bounded() && credits_ <= 0) || !would_stream()) return false;
+  (void)streaming_put();
   if (bounded()) --credits_;
   append_to_batch(static_cast<const char*>(data), bytes);
   return true;

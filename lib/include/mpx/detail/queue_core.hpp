@@ -139,6 +139,7 @@ class QueueCore final : public Service {
   bool progress_locked();
   void flush_batch_locked();
   bool streaming_put() noexcept;
+  [[nodiscard]] bool would_stream() const noexcept;
   void append_to_batch(const char* data, std::size_t bytes);
   void poll_other_queues();
   void handle_host(Incoming& m);
