@@ -18,7 +18,7 @@ struct BarrierState {
 };
 
 enum BarrierOp : std::int32_t {
-  bar_arrive,   // -> v0 index, v1 generation, v2 1 if last
+  bar_arrive,   // b = 1: no action -> v0 index, v1 generation, v2 1 if last (2: and released)
   bar_release,  // a = generation: the last party ends it after the action
   bar_wait,     // a = generation: done once it ended normally
   bar_abort,
@@ -58,7 +58,14 @@ class BarrierMachine final : public detail::SyncMachine {
           return detail::sync_failed(code_timed_out);
         }
         const std::int64_t index = s.count++;
-        return detail::sync_done(index, s.generation, s.count == s.parties ? 1 : 0);
+        if (s.count < s.parties) return detail::sync_done(index, s.generation, 0);
+        if (!req.b) return detail::sync_done(index, s.generation, 1);  // runs the action first
+        // No action: the last party ends the generation at once (one message fewer).
+        const std::int64_t generation = s.generation;
+        s.outcome &= ~bit(s.generation);
+        ++s.generation;
+        s.count = 0;
+        return detail::sync_done(index, generation, 2);
       }
       case bar_release:
         if (s.generation != req.a || s.broken) return detail::sync_failed(code_broken);
@@ -139,11 +146,13 @@ int Barrier::wait_until(detail::Clock::time_point deadline) {
       "(Python's BrokenBarrierError); reset() it before using it again";
   detail::SyncRequest arrive;
   arrive.op = bar_arrive;
+  arrive.b = action_ ? 0 : 1;  // 1: the last party may release everyone at once
   const auto a = core_->call(arrive, deadline, "wait");
   if (a.status != detail::SyncStatus::done)
     throw_broken(a.code == code_timed_out ? timeout_text : broken_text);
   const auto index = static_cast<int>(a.v0);
-  if (a.v2) {  // last to arrive: run the action, then release everyone
+  if (a.v2 == 2) return index;  // last to arrive, no action: everyone is released
+  if (a.v2 == 1) {  // last to arrive: run the action, then release everyone
     if (action_) {
       try {
         action_();
