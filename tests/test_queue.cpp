@@ -405,6 +405,28 @@ TEST(Queue, WorksWhileTheHostComputes) {
   world().barrier();
 }
 
+TEST(Queue, StreamedPutsArriveWhileTheProducerSleeps) {
+  // A producer that streams puts (they are coalesced into batches) and then sleeps without
+  // calling mpx: the progress thread sends the last partial batch, so every item arrives.
+  mpx::Queue<std::int64_t> q;
+  constexpr std::int64_t n = 1000;
+  if (rank() == last()) {
+    for (std::int64_t i = 0; i < n; ++i) q.put(i);
+    std::this_thread::sleep_for(1500ms);
+  }
+  if (rank() == 0) {
+    for (std::int64_t i = 0; i < n; ++i) {
+      try {
+        EXPECT_EQ(q.get(1s), i);
+      } catch (const mpx::Empty&) {
+        ADD_FAILURE() << "item " << i << " did not arrive while the producer slept";
+        break;
+      }
+    }
+  }
+  world().barrier();
+}
+
 TEST(Queue, WaitingCostsNoCore) {
   // For 5 s rank 0 (host of both queues) waits in get() on an empty queue, and the last rank
   // waits in put() on a full one. Each must use < 10% of one core, progress thread included.
