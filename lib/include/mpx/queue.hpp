@@ -38,22 +38,30 @@
 //   every poller backs off to sleeps of at most MPX_MAX_SLEEP_US (default 1000 us), which
 //   bounds the wake-up latency of the first item after a pause.
 //   Message costs: a put on an unbounded queue is one message and does not wait for a reply
-//   (like Python's, it returns before the item is in the queue; it is never lost). On a
-//   bounded queue the host hands out credits with its replies, so a producer waits for a
-//   round trip only once per batch of puts, or when the queue is full. A get is one round
-//   trip, or one message from the host when a getter is already waiting as the item arrives
-//   (the host forwards it directly). On the host rank itself put and get touch only local
-//   memory. See bench/bench_queue.cpp and docs/queue.md for measured numbers.
+//   (like Python's, it returns before the item is in the queue; it is never lost). While a
+//   thread streams puts of small items (each put within ~20 us of the previous one, with no
+//   other queue operation in between) they are coalesced into one message of up to 4 KB;
+//   the batch leaves when full, before any other request of this rank to the host, when a
+//   thread of this rank waits on a queue, or from the progress thread once it is ~20 us old.
+//   An isolated put, and a put in a request/reply exchange, is sent at once. On a bounded
+//   queue the host hands out credits with its replies, so a producer waits for a round trip
+//   only once per batch of puts, or when the queue is full. A get is one round trip, or one
+//   message from the host when a getter is already waiting as the item arrives (the host
+//   forwards it directly). On the host rank itself put and get touch only local memory.
+//   See bench/bench_queue.cpp and docs/queue.md for measured numbers.
 //
 // How exact qsize(), empty() and full() are
 //   They report the host's count when it answers, as Python's "approximate size": items
 //   put by other ranks that are still on the wire are not counted yet. Every put *this
 //   rank* made before the call is counted (same channel, in order), and so is every put
 //   that another rank made before a close() that has returned. full() is qsize() >= maxsize.
+//   On a bounded queue a put can wait while qsize() < maxsize: credits handed to other ranks
+//   reserve room for puts they have not made yet (never more than maxsize / 2 in total).
 //
 // Lifetime: creation and destruction are collective over the communicator (the destructor
-// waits, without spinning and while still serving, until every rank has let go). Items still
-// in the queue when it is destroyed are dropped, as in Python.
+// waits, without spinning and while still serving, until every rank has let go), so every
+// rank must destroy its queues in the same order (automatic for local variables). Items
+// still in the queue when it is destroyed are dropped, as in Python.
 #pragma once
 
 #include <chrono>
