@@ -96,8 +96,8 @@ int main(int argc, char** argv) {
         [&](int peer) { MPI_Recv(&v, 8, MPI_BYTE, peer, 2, raw, MPI_STATUS_IGNORE); });
     const auto t = bench::compare(queue_body, raw_body, opt);
     mpx_latency = bench::one_way_us(t.candidate);
-    report.add({"latency", "8 B put -> get", mpx_latency, "MPI_Send/Recv", bench::one_way_us(t.baseline),
-                "us", bench::at_most(3.0)});
+    report.add({"latency", "8 B put -> get", mpx_latency, "MPI_Send/Recv",
+                bench::one_way_us(t.baseline), "us", bench::at_most(3.0)});
     world.barrier();
   }
   if (opt.wants("latency") && opt.wants("python")) {

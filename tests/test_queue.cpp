@@ -2,8 +2,8 @@
 // timeouts, close semantics, JoinableQueue, large and serialized items, progress while the
 // host computes, idle cost, and misuse.
 #include <gtest/gtest.h>
-#include <mpx/mpx.hpp>
 #include <sys/resource.h>
+#include <mpx/mpx.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -73,7 +73,9 @@ void run_mpmc(std::int64_t maxsize) {
     for (std::int64_t x : list) {
       const std::int64_t p = x >> 32, seq = x & 0xffffffff;
       auto it = next_seq.find(p);
-      if (it != next_seq.end()) { EXPECT_GT(seq, it->second) << "producer " << p << " reordered"; }
+      if (it != next_seq.end()) {
+        EXPECT_GT(seq, it->second) << "producer " << p << " reordered";
+      }
       next_seq[p] = seq;
     }
   }
@@ -170,7 +172,9 @@ TEST(Queue, GetTimesOutOnEveryRank) {
   world().barrier();
   // Nothing was lost or left behind by the cancelled gets: an item put now is got once.
   if (rank() == last()) q.put(42);
-  if (rank() == 0) { EXPECT_EQ(q.get(5s), 42); }
+  if (rank() == 0) {
+    EXPECT_EQ(q.get(5s), 42);
+  }
   world().barrier();
   EXPECT_THROW((void)q.get_nowait(), mpx::Empty);
   world().barrier();
@@ -182,7 +186,8 @@ TEST(Queue, NegativeTimeoutIsAUsageError) {
     (void)q.get(-1ms);
     ADD_FAILURE() << "negative get timeout accepted";
   } catch (const mpx::UsageError& e) {
-    EXPECT_NE(std::string(e.what()).find("timeout must not be negative"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("timeout must not be negative"), std::string::npos)
+        << e.what();
     EXPECT_NE(std::string(e.what()).find("Queue#"), std::string::npos) << e.what();
   }
   EXPECT_THROW(q.put(1, -5ms), mpx::UsageError);
@@ -214,7 +219,9 @@ TEST(Queue, CloseLetsConsumersDrainThenSaysClosed) {
     EXPECT_FALSE(q.next().has_value());
   }
   world().barrier();
-  if (rank() == last()) { EXPECT_FALSE(q.next().has_value()); }
+  if (rank() == last()) {
+    EXPECT_FALSE(q.next().has_value());
+  }
   world().barrier();
 }
 
@@ -308,7 +315,9 @@ TEST(JoinableQueue, JoinWaitsForEveryTaskDone) {
     }
   }
   const int total = world().allreduce(processed.load(), std::plus<>{});
-  if (size() > 2) { EXPECT_EQ(total, n); }
+  if (size() > 2) {
+    EXPECT_EQ(total, n);
+  }
   // join() returned on rank 0, so nothing is left.
   EXPECT_EQ(q.qsize(), 0);
   world().barrier();
@@ -341,7 +350,7 @@ struct Reading {
   std::vector<double> values;
   template <class Archive>
   void serialize(Archive& ar, unsigned /*version*/) {
-    ar & sensor & values;
+    ar& sensor& values;
   }
 };
 
@@ -350,7 +359,8 @@ TEST(Queue, OneMebibyteItemsBothWays) {
   const std::size_t n = std::size_t{1} << 20;
   auto make = [&](int tag) {
     std::vector<char> v(n);
-    for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<char>((i * 31 + static_cast<std::size_t>(tag)) & 0x7f);
+    for (std::size_t i = 0; i < n; ++i)
+      v[i] = static_cast<char>((i * 31 + static_cast<std::size_t>(tag)) & 0x7f);
     return v;
   };
   // remote producer -> host consumer, and host producer -> remote consumer
@@ -437,13 +447,18 @@ TEST(Queue, WaitingCostsNoCore) {
   world().barrier();
   const auto t0 = Clock::now();
   const double c0 = cpu_seconds();
-  if (rank() == 0) { EXPECT_THROW((void)empty_queue.get(5s), mpx::Empty); }
-  if (rank() == last()) { EXPECT_THROW(full_queue.put(2, 5s), mpx::Full); }
+  if (rank() == 0) {
+    EXPECT_THROW((void)empty_queue.get(5s), mpx::Empty);
+  }
+  if (rank() == last()) {
+    EXPECT_THROW(full_queue.put(2, 5s), mpx::Full);
+  }
   const double cpu = cpu_seconds() - c0;
   const double wall = seconds_since(t0);
   if (rank() == 0 || rank() == last()) {
     EXPECT_GE(wall, 4.9);
-    EXPECT_LT(cpu / wall, 0.10) << "rank " << rank() << " used " << cpu << " s of CPU in " << wall << " s";
+    EXPECT_LT(cpu / wall, 0.10) << "rank " << rank() << " used " << cpu << " s of CPU in " << wall
+                                << " s";
   }
   world().barrier();
 }
@@ -473,8 +488,10 @@ TEST(Queue, MismatchedCreationFailsOnEveryRank) {
   }
   // Different item types.
   auto make = [] {
-    if (rank() == 0) mpx::Queue<int> q;
-    else mpx::Queue<double> q;
+    if (rank() == 0)
+      mpx::Queue<int> q;
+    else
+      mpx::Queue<double> q;
   };
   try {
     make();

@@ -66,19 +66,23 @@ int main(int argc, char** argv) {
     if (rank == 0) std::fprintf(stderr, "producer_consumer: %s\n", message.c_str());
     return 2;
   };
-  if (producers < 1 || consumers < 1) return usage_error("--producers and --consumers must be at least 1");
+  if (producers < 1 || consumers < 1)
+    return usage_error("--producers and --consumers must be at least 1");
   if (items < 0) return usage_error("--items must not be negative");
   if (maxsize < 0) return usage_error("--maxsize must not be negative (0 means unbounded)");
   if (delay_option < -1) return usage_error("--delay-ms must not be negative");
   if (producers + consumers > np)
-    return usage_error("--producers " + std::to_string(producers) + " --consumers " +
-                       std::to_string(consumers) + " needs at least " +
-                       std::to_string(producers + consumers) + " ranks (one rank per producer and per consumer; one more lets rank 0 only host the queue), but this job has " +
-                       std::to_string(np) + ": run mpiexec -n " + std::to_string(producers + consumers) + " (or " +
-                       std::to_string(producers + consumers + 1) + ")");
+    return usage_error(
+        "--producers " + std::to_string(producers) + " --consumers " + std::to_string(consumers) +
+        " needs at least " + std::to_string(producers + consumers) +
+        " ranks (one rank per producer and per consumer; one more lets rank 0 only host the "
+        "queue), but this job has " +
+        std::to_string(np) + ": run mpiexec -n " + std::to_string(producers + consumers) + " (or " +
+        std::to_string(producers + consumers + 1) + ")");
   // Default pause: the seed's rhythm (scaled down to 100 ms) for small runs, none for big ones.
   const long long total = producers * items;
-  const auto delay = std::chrono::milliseconds(delay_option >= 0 ? delay_option : (total <= 100 ? 100 : 0));
+  const auto delay =
+      std::chrono::milliseconds(delay_option >= 0 ? delay_option : (total <= 100 ? 100 : 0));
   const bool lines = !quiet && !json && total <= 1000;
 
   // Roles.
@@ -104,18 +108,20 @@ int main(int argc, char** argv) {
       const Item item{producer_id, static_cast<std::int32_t>(i), value(random)};
       queue.put(item);
       ++produced;
-      if (lines) say("Process Producer : item " + std::to_string(item.value) + " appended to queue " + name);
+      if (lines)
+        say("Process Producer : item " + std::to_string(item.value) + " appended to queue " + name);
       if (delay.count() > 0) std::this_thread::sleep_for(delay);
       if (lines) say("The size of queue is " + std::to_string(queue.qsize()));
     }
-    producers_comm.barrier();  // every producer is done ...
+    producers_comm.barrier();             // every producer is done ...
     if (producer_id == 1) queue.close();  // ... so the stream ends here
   }
   if (consumer_id) {
     const std::string name = "consumer-" + std::to_string(consumer_id);
     for (const Item& item : queue) {  // until closed and drained
       consumed_keys.push_back((std::int64_t{item.producer} << 32) | item.seq);
-      if (lines) say("Process Consumer : item " + std::to_string(item.value) + " popped from by " + name);
+      if (lines)
+        say("Process Consumer : item " + std::to_string(item.value) + " popped from by " + name);
       if (delay.count() > 0) std::this_thread::sleep_for(3 * delay);  // the seed sleeps 2 s + 1 s
     }
   }
@@ -135,8 +141,10 @@ int main(int argc, char** argv) {
     for (long long p = 1; p <= producers; ++p)
       for (long long i = 0; i < items; ++i) {
         auto it = seen.find((p << 32) | i);
-        if (it == seen.end()) ++lost;
-        else if (it->second > 1) duplicated += it->second - 1;
+        if (it == seen.end())
+          ++lost;
+        else if (it->second > 1)
+          duplicated += it->second - 1;
       }
     for (const auto& [k, n] : seen) {
       const std::int64_t p = k >> 32, i = k & 0xffffffff;
@@ -158,19 +166,22 @@ int main(int argc, char** argv) {
     std::int64_t total_produced = 0, total_consumed = 0;
     for (auto v : all_produced) total_produced += v;
     for (auto v : all_consumed) total_consumed += v;
-    ok = lost == 0 && duplicated == 0 && foreign == 0 && reordered == 0 && total_produced == total &&
-         total_consumed == total;
+    ok = lost == 0 && duplicated == 0 && foreign == 0 && reordered == 0 &&
+         total_produced == total && total_consumed == total;
     const double rate = seconds > 0 ? static_cast<double>(total_consumed) / seconds : 0;
     auto role_of = [&](int r) {
       const int pid = r >= first && r < first + producers ? r - first + 1 : 0;
       const int cid = r >= first + producers && r < first + producers + consumers
-                          ? r - first - static_cast<int>(producers) + 1 : 0;
+                          ? r - first - static_cast<int>(producers) + 1
+                          : 0;
       return std::make_pair(pid, cid);
     };
     if (json) {
-      std::string out = "{\"ranks\": " + std::to_string(np) + ", \"producers\": " + std::to_string(producers) +
-                        ", \"consumers\": " + std::to_string(consumers) + ", \"items_per_producer\": " +
-                        std::to_string(items) + ", \"maxsize\": " + std::to_string(maxsize) +
+      std::string out = "{\"ranks\": " + std::to_string(np) +
+                        ", \"producers\": " + std::to_string(producers) +
+                        ", \"consumers\": " + std::to_string(consumers) +
+                        ", \"items_per_producer\": " + std::to_string(items) +
+                        ", \"maxsize\": " + std::to_string(maxsize) +
                         ", \"delay_ms\": " + std::to_string(delay.count()) + ", \"per_rank\": [";
       for (int r = 0; r < np; ++r) {
         const auto [pid, cid] = role_of(r);
@@ -178,7 +189,8 @@ int main(int argc, char** argv) {
         if (pid) role += std::string(role.empty() ? "" : "+") + "producer-" + std::to_string(pid);
         if (cid) role += std::string(role.empty() ? "" : "+") + "consumer-" + std::to_string(cid);
         if (role.empty()) role = "idle";
-        out += std::string(r ? ", " : "") + "{\"rank\": " + std::to_string(r) + ", \"role\": \"" + role +
+        out += std::string(r ? ", " : "") + "{\"rank\": " + std::to_string(r) + ", \"role\": \"" +
+               role +
                "\", \"produced\": " + std::to_string(all_produced[static_cast<std::size_t>(r)]) +
                ", \"consumed\": " + std::to_string(all_consumed[static_cast<std::size_t>(r)]) + "}";
       }
@@ -194,17 +206,20 @@ int main(int argc, char** argv) {
     } else {
       if (!lines && !quiet) say("(per-item lines are printed for runs of at most 1000 items)");
       say("Summary: " + std::to_string(producers) + " producer(s) x " + std::to_string(items) +
-          " items, " + std::to_string(consumers) + " consumer(s), maxsize " + std::to_string(maxsize) +
-          ", " + std::to_string(np) + " ranks (rank 0 hosts the queue)");
+          " items, " + std::to_string(consumers) + " consumer(s), maxsize " +
+          std::to_string(maxsize) + ", " + std::to_string(np) + " ranks (rank 0 hosts the queue)");
       for (int r = 0; r < np; ++r) {
         const auto [pid, cid] = role_of(r);
-        if (pid) say("  producer-" + std::to_string(pid) + " (rank " + std::to_string(r) + "): produced " +
-                     std::to_string(all_produced[static_cast<std::size_t>(r)]));
-        if (cid) say("  consumer-" + std::to_string(cid) + " (rank " + std::to_string(r) + "): consumed " +
-                     std::to_string(all_consumed[static_cast<std::size_t>(r)]));
+        if (pid)
+          say("  producer-" + std::to_string(pid) + " (rank " + std::to_string(r) + "): produced " +
+              std::to_string(all_produced[static_cast<std::size_t>(r)]));
+        if (cid)
+          say("  consumer-" + std::to_string(cid) + " (rank " + std::to_string(r) + "): consumed " +
+              std::to_string(all_consumed[static_cast<std::size_t>(r)]));
       }
       char buf[256];
-      std::snprintf(buf, sizeof buf, "  total: produced %lld, consumed %lld in %.3f s (%.0f items/s)",
+      std::snprintf(buf, sizeof buf,
+                    "  total: produced %lld, consumed %lld in %.3f s (%.0f items/s)",
                     static_cast<long long>(total_produced), static_cast<long long>(total_consumed),
                     seconds, rate);
       say(buf);

@@ -18,7 +18,8 @@ inline void say(const std::string& line) {
 
 /// The seeds' time.sleep(seconds), scaled by --delay-ms (the seed's 1 s = `unit`).
 inline void sleep_units(double units, std::chrono::milliseconds unit) {
-  std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(units * static_cast<double>(unit.count())));
+  std::this_thread::sleep_for(
+      std::chrono::duration<double, std::milli>(units * static_cast<double>(unit.count())));
 }
 
 /// The seeds run one producer process and one consumer process: here rank 0 (which also
@@ -26,7 +27,8 @@ inline void sleep_units(double units, std::chrono::milliseconds unit) {
 /// job has fewer than 2 ranks.
 inline bool two_ranks(const char* program) {
   if (mpx::Communicator::world().size() >= 2) return true;
-  std::fprintf(stderr, "%s: needs 2 ranks (a producer and a consumer): mpiexec -n 2 %s\n", program, program);
+  std::fprintf(stderr, "%s: needs 2 ranks (a producer and a consumer): mpiexec -n 2 %s\n", program,
+               program);
   return false;
 }
 

@@ -25,7 +25,8 @@ int main(int argc, char** argv) {
     for (int i = 0; i < 10; ++i) {
       const int item = std::uniform_int_distribution<int>(0, 256)(random);
       queue.put(item);
-      seed::say("Process Producer : item " + std::to_string(item) + " appended to queue producer-1");
+      seed::say("Process Producer : item " + std::to_string(item) +
+                " appended to queue producer-1");
       seed::sleep_units(1, unit);
       seed::say("The size of queue is " + std::to_string(queue.qsize()));
     }
@@ -40,6 +41,7 @@ int main(int argc, char** argv) {
   }
   const int total = world.reduce(consumed, std::plus<>{}, 0);
   if (world.rank() == 0)
-    seed::say("the queue is closed and drained: " + std::to_string(total) + " of 10 items consumed");
+    seed::say("the queue is closed and drained: " + std::to_string(total) +
+              " of 10 items consumed");
   return 0;
 }

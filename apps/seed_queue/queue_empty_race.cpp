@@ -12,7 +12,8 @@
 
 int main(int argc, char** argv) {
   mpx::Environment env(argc, argv);
-  mpx::apps::Cli cli(argc, argv, "queue_empty_race", "[--delay-ms D] (D ms stands for the seed's 1 s)");
+  mpx::apps::Cli cli(argc, argv, "queue_empty_race",
+                     "[--delay-ms D] (D ms stands for the seed's 1 s)");
   const auto unit = std::chrono::milliseconds(cli.integer("--delay-ms", 100));
   cli.done();
   if (!seed::two_ranks("queue_empty_race")) return 2;
@@ -25,7 +26,8 @@ int main(int argc, char** argv) {
     for (int i = 0; i < 10; ++i) {
       const int item = std::uniform_int_distribution<int>(0, 256)(random);
       queue.put(item);
-      seed::say("Process Producer : item " + std::to_string(item) + " appended to queue producer-1");
+      seed::say("Process Producer : item " + std::to_string(item) +
+                " appended to queue producer-1");
       seed::sleep_units(1, unit);
       seed::say("The size of queue is " + std::to_string(queue.qsize()));
     }

@@ -36,7 +36,8 @@ int main(int argc, char** argv) {
     for (int i = 0; i < n; ++i) results.push_back(queue.get());
     seed::say(as_list(results));
     seed::say("Time for parallel version: " +
-              std::to_string(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()));
+              std::to_string(
+                  std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()));
     // serial_sum(): the same on one rank.
     t0 = std::chrono::steady_clock::now();
     for (int num = 0; num < n; ++num) somma_2(num, queue);
@@ -44,9 +45,11 @@ int main(int argc, char** argv) {
     for (int i = 0; i < n; ++i) serial.push_back(queue.get());
     seed::say(as_list(serial));
     seed::say("Time for serial version: " +
-              std::to_string(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()));
+              std::to_string(
+                  std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()));
     std::sort(results.begin(), results.end());
-    seed::say(results == serial ? "same numbers in both versions" : "MISMATCH between the versions");
+    seed::say(results == serial ? "same numbers in both versions"
+                                : "MISMATCH between the versions");
   }
   world.barrier();
   return 0;

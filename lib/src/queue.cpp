@@ -23,25 +23,25 @@ namespace {
 // Tags on the queue's private communicator.
 enum : int {
   // client -> host
-  t_put = 1,        // item; fire-and-forget
+  t_put = 1,         // item; fire-and-forget
   t_put_batch = 10,  // a = count; count x (u32 length, item); fire-and-forget
-  t_put_wait = 2,   // id, a = nowait; item
-  t_get = 3,        // id, a = nowait
-  t_cancel = 4,     // id
-  t_close = 5,      // id
-  t_state = 6,      // id
-  t_task_done = 7,  // id
-  t_join = 8,       // id
-  t_flush_ack = 9,  // a = epoch
+  t_put_wait = 2,    // id, a = nowait; item
+  t_get = 3,         // id, a = nowait
+  t_cancel = 4,      // id
+  t_close = 5,       // id
+  t_state = 6,       // id
+  t_task_done = 7,   // id
+  t_join = 8,        // id
+  t_flush_ack = 9,   // a = epoch
   // host -> client
-  t_item = 20,       // id; item
-  t_ack = 21,        // id, a = credits granted
-  t_empty = 22,      // id (get: nothing; put: full)
-  t_closed = 23,     // id
-  t_cancelled = 24,  // id
+  t_item = 20,         // id; item
+  t_ack = 21,          // id, a = credits granted
+  t_empty = 22,        // id (get: nothing; put: full)
+  t_closed = 23,       // id
+  t_cancelled = 24,    // id
   t_state_reply = 25,  // id, a = size, b = closed
-  t_flush = 26,      // a = epoch, b = closing
-  t_error = 27,      // id (task_done called too often)
+  t_flush = 26,        // a = epoch, b = closing
+  t_error = 27,        // id (task_done called too often)
 };
 
 struct Header {
@@ -100,7 +100,6 @@ thread_local const void* t_stream_queue = nullptr;
 // They drive every queue of the rank themselves, so the progress thread keeps out of their
 // way meanwhile: two threads polling the same MPI matching queues only slow each other down.
 std::atomic<int> g_hot_waiters{0};
-
 
 /// Counts the calling thread as a hot waiter while it lives (and not while it sleeps).
 class HotWaiter {
@@ -200,11 +199,15 @@ Communicator QueueCore::checked_duplicate(const Communicator& comm, std::string_
     std::string what = "ranks disagree on the queue: rank 0 created " + std::string(kind) + " " +
                        describe(p0) + " but rank " + std::to_string(r) + " created " +
                        std::string(kind) + " " + describe(p);
-    if (p.fingerprint != p0.fingerprint) what += " (a different item type";
-    else if (p.serial != p0.serial) what += " (queues created in a different order";
-    else what += " (different arguments";
-    what += "); every rank must create the same queues, with the same item type and "
-            "arguments, in the same order";
+    if (p.fingerprint != p0.fingerprint)
+      what += " (a different item type";
+    else if (p.serial != p0.serial)
+      what += " (queues created in a different order";
+    else
+      what += " (different arguments";
+    what +=
+        "); every rank must create the same queues, with the same item type and "
+        "arguments, in the same order";
     fail(name, "create", what);
   }
   return comm.duplicate(name);
@@ -282,15 +285,16 @@ void QueueCore::post(int dest, int tag, Blob blob) {
   if (blob.size() <= eager_limit && !ProgressEngine::instance().on_engine_thread()) {
     // A user thread (waiting or putting): a small message goes out at once, with no request
     // to complete later. The progress thread never calls a blocking send.
-    MPX_CHECK_MPI(MPI_Send(blob.data(), static_cast<int>(blob.size()), MPI_BYTE, dest, tag,
-                           comm_.native()),
-                  name_, "send");
+    MPX_CHECK_MPI(
+        MPI_Send(blob.data(), static_cast<int>(blob.size()), MPI_BYTE, dest, tag, comm_.native()),
+        name_, "send");
     return;
   }
   MPI_Request request = MPI_REQUEST_NULL;
   const ByteType type(blob.size());
-  MPX_CHECK_MPI(MPI_Isend(blob.data(), type.count(), type.type(), dest, tag, comm_.native(), &request),
-                name_, "send");
+  MPX_CHECK_MPI(
+      MPI_Isend(blob.data(), type.count(), type.type(), dest, tag, comm_.native(), &request), name_,
+      "send");
   out_requests_.push_back(request);
   out_blobs_.push_back(std::move(blob));
 }
@@ -304,9 +308,9 @@ void QueueCore::post_header(int dest, int tag, std::uint64_t id, std::int64_t a,
 void QueueCore::send_now(int dest, int tag, Blob& blob) {
   // Called by user threads only (never by the progress thread, which must not block).
   if (blob.size() <= eager_limit) {
-    MPX_CHECK_MPI(MPI_Send(blob.data(), static_cast<int>(blob.size()), MPI_BYTE, dest, tag,
-                           comm_.native()),
-                  name_, "put");
+    MPX_CHECK_MPI(
+        MPI_Send(blob.data(), static_cast<int>(blob.size()), MPI_BYTE, dest, tag, comm_.native()),
+        name_, "put");
   } else {
     post(dest, tag, std::move(blob));
   }
@@ -374,8 +378,9 @@ bool QueueCore::progress_locked() {
     m.blob.resize(message_bytes(status));
     const ByteType type(m.blob.size());
     if (m.blob.size() <= eager_limit) {
-      MPX_CHECK_MPI(MPI_Mrecv(m.blob.data(), type.count(), type.type(), &message, MPI_STATUS_IGNORE),
-                    name_, "receive");
+      MPX_CHECK_MPI(
+          MPI_Mrecv(m.blob.data(), type.count(), type.type(), &message, MPI_STATUS_IGNORE), name_,
+          "receive");
     } else {
       MPX_CHECK_MPI(MPI_Imrecv(m.blob.data(), type.count(), type.type(), &message, &m.request),
                     name_, "receive");
@@ -392,8 +397,10 @@ bool QueueCore::progress_locked() {
     }
     Incoming m = std::move(front);
     inbox_.pop_front();
-    if (is_host_) handle_host(m);
-    else handle_client(m);
+    if (is_host_)
+      handle_host(m);
+    else
+      handle_client(m);
     worked = true;
   }
   return worked;
@@ -407,7 +414,8 @@ std::uint64_t QueueCore::new_slot() {
   return id;
 }
 
-void QueueCore::fill_slot(std::uint64_t id, SlotState state, Blob blob, std::int64_t a, std::int64_t b) {
+void QueueCore::fill_slot(std::uint64_t id, SlotState state, Blob blob, std::int64_t a,
+                          std::int64_t b) {
   auto it = slots_.find(id);
   if (it == slots_.end()) return;
   it->second.state = state;
@@ -446,7 +454,8 @@ bool QueueCore::wait_slot(std::uint64_t id, Clock::time_point deadline, const ch
     if (sleep.count() > 0) {
       hot.cool();  // from now on the progress thread serves the queues while this one sleeps
       if (deadline != no_deadline) {
-        const auto left = std::chrono::duration_cast<std::chrono::microseconds>(deadline - Clock::now());
+        const auto left =
+            std::chrono::duration_cast<std::chrono::microseconds>(deadline - Clock::now());
         sleep = std::max(std::chrono::microseconds(1), std::min(sleep, left));
       }
       std::unique_lock lock(mutex_);
@@ -487,16 +496,28 @@ QueueCore::Slot QueueCore::client_request(int tag, Blob blob, Clock::time_point 
 void QueueCore::handle_client(Incoming& m) {
   const Header h = read_header(m.blob);
   switch (m.tag) {
-    case t_item: fill_slot(h.id, SlotState::item, std::move(m.blob)); break;
+    case t_item:
+      fill_slot(h.id, SlotState::item, std::move(m.blob));
+      break;
     case t_ack:
       credits_ += h.a;
       fill_slot(h.id, SlotState::ack, {}, h.a);
       break;
-    case t_empty: fill_slot(h.id, SlotState::empty); break;
-    case t_closed: fill_slot(h.id, SlotState::closed); break;
-    case t_cancelled: fill_slot(h.id, SlotState::cancelled); break;
-    case t_state_reply: fill_slot(h.id, SlotState::state, {}, h.a, h.b); break;
-    case t_error: fill_slot(h.id, SlotState::error); break;
+    case t_empty:
+      fill_slot(h.id, SlotState::empty);
+      break;
+    case t_closed:
+      fill_slot(h.id, SlotState::closed);
+      break;
+    case t_cancelled:
+      fill_slot(h.id, SlotState::cancelled);
+      break;
+    case t_state_reply:
+      fill_slot(h.id, SlotState::state, {}, h.a, h.b);
+      break;
+    case t_error:
+      fill_slot(h.id, SlotState::error);
+      break;
     case t_flush:
       if (h.b) {
         client_closed_ = true;
@@ -513,8 +534,7 @@ void QueueCore::handle_client(Incoming& m) {
 // ---- host side (mutex held) ----------------------------------------------------------------------
 
 bool QueueCore::room() const noexcept {
-  return !bounded() ||
-         static_cast<std::int64_t>(items_.size()) + reserved_ < params_.maxsize;
+  return !bounded() || static_cast<std::int64_t>(items_.size()) + reserved_ < params_.maxsize;
 }
 
 void QueueCore::accept(Blob&& item) {
@@ -544,13 +564,26 @@ void QueueCore::reply(const Waiter& w, SlotState state, std::int64_t a, std::int
   }
   int tag = t_ack;
   switch (state) {
-    case SlotState::ack: tag = t_ack; break;
-    case SlotState::empty: tag = t_empty; break;
-    case SlotState::closed: tag = t_closed; break;
-    case SlotState::cancelled: tag = t_cancelled; break;
-    case SlotState::state: tag = t_state_reply; break;
-    case SlotState::error: tag = t_error; break;
-    default: break;
+    case SlotState::ack:
+      tag = t_ack;
+      break;
+    case SlotState::empty:
+      tag = t_empty;
+      break;
+    case SlotState::closed:
+      tag = t_closed;
+      break;
+    case SlotState::cancelled:
+      tag = t_cancelled;
+      break;
+    case SlotState::state:
+      tag = t_state_reply;
+      break;
+    case SlotState::error:
+      tag = t_error;
+      break;
+    default:
+      break;
   }
   post_header(w.rank, tag, w.id, a, b);
 }
@@ -645,8 +678,10 @@ void QueueCore::finish_round() {
   }
   for (const auto& w : round_closers_) reply(w, SlotState::ack);
   for (const auto& w : round_joiners_) {
-    if (unfinished_ == 0) reply(w, SlotState::ack);
-    else joiners_.push_back(w);
+    if (unfinished_ == 0)
+      reply(w, SlotState::ack);
+    else
+      joiners_.push_back(w);
   }
   round_closers_.clear();
   round_joiners_.clear();
@@ -676,12 +711,15 @@ void QueueCore::handle_host(Incoming& m) {
       break;
     }
     case t_put_wait:
-      if (phase_ == Phase::closed) reply(w, SlotState::closed);
+      if (phase_ == Phase::closed)
+        reply(w, SlotState::closed);
       else if (room()) {
         accept(std::move(m.blob));
         reply(w, SlotState::ack, grant(m.source));
-      } else if (h.a) reply(w, SlotState::empty);
-      else putters_.push_back({w, std::move(m.blob)});
+      } else if (h.a)
+        reply(w, SlotState::empty);
+      else
+        putters_.push_back({w, std::move(m.blob)});
       break;
     case t_get:
       if (!items_.empty()) {
@@ -689,9 +727,12 @@ void QueueCore::handle_host(Incoming& m) {
         items_.pop_front();
         give(w, std::move(item));
         after_pop();
-      } else if (phase_ == Phase::closed) reply(w, SlotState::closed);
-      else if (h.a) reply(w, SlotState::empty);
-      else getters_.push_back(w);
+      } else if (phase_ == Phase::closed)
+        reply(w, SlotState::closed);
+      else if (h.a)
+        reply(w, SlotState::empty);
+      else
+        getters_.push_back(w);
       break;
     case t_cancel: {
       bool found = remove_waiter(getters_, w);
@@ -706,8 +747,12 @@ void QueueCore::handle_host(Incoming& m) {
       // Not found: the answer is already on its way and the client takes it instead.
       break;
     }
-    case t_close: request_flush(w, true); break;
-    case t_join: request_flush(w, false); break;
+    case t_close:
+      request_flush(w, true);
+      break;
+    case t_join:
+      request_flush(w, false);
+      break;
     case t_state:
       reply(w, SlotState::state, static_cast<std::int64_t>(items_.size()),
             phase_ == Phase::closed ? 1 : 0);
@@ -737,8 +782,8 @@ void QueueCore::handle_host(Incoming& m) {
 bool QueueCore::streaming_put() noexcept {
   // Whether this put continues a stream; then notes it as the thread's last operation.
   const std::uint64_t now = ticks();
-  const bool streaming = (t_stream_queue == this && now - t_stream_time < batch_window_ticks) ||
-                         batch_count_ > 0;
+  const bool streaming =
+      (t_stream_queue == this && now - t_stream_time < batch_window_ticks) || batch_count_ > 0;
   t_stream_queue = this;
   t_stream_time = now;
   return streaming;

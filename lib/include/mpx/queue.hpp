@@ -122,7 +122,9 @@ class Queue {
 
   /// Puts `item` only if there is room now; throws Full otherwise (remote: one round trip
   /// when this rank holds no credit).
-  void put_nowait(const T& item) { core().put(encode(item), detail::no_deadline, false, "put_nowait"); }
+  void put_nowait(const T& item) {
+    core().put(encode(item), detail::no_deadline, false, "put_nowait");
+  }
 
   /// Removes and returns the next item, waiting for one (remote). Throws EOFError once the
   /// queue is closed and drained.
