@@ -2,6 +2,7 @@
 // (three workers). Every test creates its pool collectively; the body runs on the driver and
 // the workers serve until the pool ends, so EXPECTs inside the body run on rank 0 only.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <mpx/mpx.hpp>
 
 #include <boost/serialization/access.hpp>
@@ -495,6 +496,27 @@ TEST(Pool, ProgressBarOnStderr) {
     EXPECT_NE(err.find("100%"), std::string::npos) << err;
     EXPECT_NE(err.find("40/40"), std::string::npos) << err;
   }
+}
+
+// Waiting costs no core: the driver waiting in get() (with its progress thread), the worker
+// running a sleeping task and idle workers each use well under 10% of a core.
+TEST(Pool, WaitingCostsNoCore) {
+  auto cpu_seconds = [] {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+           static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) * 1e-6;
+  };
+  const auto t0 = std::chrono::steady_clock::now();
+  const double c0 = cpu_seconds();
+  if (auto pool = mpx::Pool::serve()) {
+    pool.apply_async(sleep_for_ms, std::tuple{1500}).get();
+  }
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double used = cpu_seconds() - c0;
+  EXPECT_GT(wall, 1.4);
+  EXPECT_LT(used / wall, 0.10) << "rank " << mpx::Communicator::world().rank() << " used " << used
+                               << " s of CPU in " << wall << " s";
 }
 
 TEST(Pool, SeveralPoolsOneAfterAnother) {

@@ -1,6 +1,7 @@
 #include "mpx/pool.hpp"
 
 #include <cxxabi.h>
+#include <signal.h>
 #include <elf.h>
 #include <link.h>
 #include <unistd.h>
@@ -784,9 +785,57 @@ class PoolDriver final : public PoolCore, public Service {
 
 // ---- the worker ---------------------------------------------------------------------------
 
+// A task that crashes its worker (segfault, abort...) kills the rank; Open MPI then ends the
+// whole job, so the driver never waits for ever. Before the rank dies, this handler says
+// which rank and pool it was, in one line on stderr (async-signal-safe: write() of text
+// prepared in advance), then lets the signal do what it would have done.
+char g_crash_text[256];
+std::size_t g_crash_length = 0;
+constexpr std::array<int, 5> crash_signals{SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
+
+extern "C" void on_worker_crash(int sig) {
+  const char* name = sig == SIGSEGV   ? "SIGSEGV"
+                     : sig == SIGBUS  ? "SIGBUS"
+                     : sig == SIGFPE  ? "SIGFPE"
+                     : sig == SIGILL  ? "SIGILL"
+                                      : "SIGABRT";
+  [[maybe_unused]] auto a = ::write(2, g_crash_text, g_crash_length);
+  [[maybe_unused]] auto b = ::write(2, name, std::strlen(name));
+  static const char tail[] = "; Open MPI ends the job\n";
+  [[maybe_unused]] auto c = ::write(2, tail, sizeof tail - 1);
+  ::raise(sig);  // SA_RESETHAND restored the default action
+}
+
+/// Installs the crash report for the duration of serve_tasks.
+class CrashReport {
+ public:
+  CrashReport(const std::string& pool, int rank) {
+    const std::string text = "mpx: rank " + std::to_string(rank) + ": " + pool +
+                             " worker died while running a task: ";
+    g_crash_length = std::min(text.size(), sizeof g_crash_text);
+    std::memcpy(g_crash_text, text.data(), g_crash_length);
+    struct sigaction action {};
+    action.sa_handler = on_worker_crash;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESETHAND | SA_NODEFER;
+    for (std::size_t i = 0; i < crash_signals.size(); ++i)
+      sigaction(crash_signals[i], &action, &previous_[i]);
+  }
+  ~CrashReport() {
+    for (std::size_t i = 0; i < crash_signals.size(); ++i)
+      sigaction(crash_signals[i], &previous_[i], nullptr);
+  }
+  CrashReport(const CrashReport&) = delete;
+  CrashReport& operator=(const CrashReport&) = delete;
+
+ private:
+  std::array<struct sigaction, crash_signals.size()> previous_{};
+};
+
 /// A worker's main loop: runs tasks until the driver says stop.
 void serve_tasks(const Communicator& comm, int driver) {
   const int rank = world_rank_or_minus_one();
+  const CrashReport crash_report(comm.name(), rank);
   std::uint64_t received = 0;
   std::uint64_t sent = 0;
   std::deque<Future<void>> sends;

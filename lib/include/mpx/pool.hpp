@@ -45,6 +45,8 @@
 #include <mutex>
 #include <optional>
 #include <ranges>
+#include <span>
+#include <stdexcept>
 #include <string>
 #include <tuple>
 #include <type_traits>
@@ -430,8 +432,11 @@ class Pool {
   void require_driver(const char* operation) const;
 
   template <bool Star, class F, class Item, class Callback, class ErrorCallback>
-  auto submit_map(const char* operation, F f, std::shared_ptr<const std::vector<Item>> items,
-                  MapOptions options, Callback callback, ErrorCallback error_callback);
+  auto submit_map(const char* operation, F f, std::span<const Item> items,
+                  std::shared_ptr<const void> keep_alive, MapOptions options, Callback callback,
+                  ErrorCallback error_callback);
+  template <bool Star, class F, class Range>
+  auto map_now(const char* operation, F f, Range&& inputs, MapOptions options);
   template <bool Star, class F, class Range>
   auto submit_imap(const char* operation, F f, Range&& inputs, MapOptions options, bool ordered);
 
@@ -538,8 +543,9 @@ Pool Pool::serve(const PoolOptions& options, Init initializer, std::tuple<Args..
 }
 
 template <bool Star, class F, class Item, class Callback, class ErrorCallback>
-auto Pool::submit_map(const char* operation, F f, std::shared_ptr<const std::vector<Item>> items,
-                      MapOptions options, Callback callback, ErrorCallback error_callback) {
+auto Pool::submit_map(const char* operation, F f, std::span<const Item> items,
+                      std::shared_ptr<const void> keep_alive, MapOptions options,
+                      Callback callback, ErrorCallback error_callback) {
   detail::check_shippable<F>();
   using Raw = detail::call_result_t<Star, F, Item>;
   static_assert(!std::is_void_v<Raw>,
@@ -555,21 +561,38 @@ auto Pool::submit_map(const char* operation, F f, std::shared_ptr<const std::vec
   job->operation = operation;
   job->invoker = detail::Invoker<F, Star, Item>::id;
   job->state = detail::callable_state(f, operation);
-  job->total_items = items->size();
+  job->total_items = items.size();
   job->progress_bar = options.progress;
+  job->input_done = items.empty();
   const std::size_t chunk =
-      options.chunksize ? options.chunksize : detail::auto_chunksize(items->size(), core_->workers());
-  auto parts = std::make_shared<std::vector<std::vector<R>>>((items->size() + chunk - 1) / chunk);
+      options.chunksize ? options.chunksize : detail::auto_chunksize(items.size(), core_->workers());
   auto cursor = std::make_shared<std::size_t>(0);
-  job->generate = [items, chunk, cursor](std::vector<char>& args) {
-    if (*cursor >= items->size()) return false;
-    const std::size_t n = std::min(chunk, items->size() - *cursor);
-    detail::put_items<Item>(args, std::span<const Item>(items->data() + *cursor, n));
+  job->generate = [items, keep_alive, chunk, cursor](std::vector<char>& args) {
+    if (*cursor >= items.size()) return false;
+    const std::size_t n = std::min(chunk, items.size() - *cursor);
+    detail::put_items<Item>(args, items.subspan(*cursor, n));
     *cursor += n;
     return true;
   };
-  job->on_result = [parts](std::uint64_t index, detail::Reader& in, detail::Deferred&) {
-    detail::get_items(in, (*parts)[index]);
+  // Results go straight to their place in the final vector when R is plain data; otherwise
+  // chunk by chunk, joined at the end.
+  constexpr bool direct = detail::trivially_sendable<R> && std::is_default_constructible_v<R>;
+  auto all = std::make_shared<Result>();
+  auto parts = std::make_shared<std::vector<std::vector<R>>>();
+  if constexpr (direct)
+    all->resize(items.size());
+  else
+    parts->resize((items.size() + chunk - 1) / chunk);
+  job->on_result = [all, parts, chunk](std::uint64_t index, detail::Reader& in, detail::Deferred&) {
+    if constexpr (direct) {
+      const auto n = static_cast<std::size_t>(in.raw<std::uint64_t>());
+      const std::size_t at = static_cast<std::size_t>(index) * chunk;
+      if (at + n > all->size()) throw std::out_of_range("mpx: a result chunk does not fit");
+      const auto bytes = in.take(n * sizeof(R));
+      if (n) std::memcpy(static_cast<void*>(all->data() + at), bytes.data(), bytes.size());
+    } else {
+      detail::get_items(in, (*parts)[index]);
+    }
   };
   job->on_error = [state, error_callback](std::uint64_t, std::exception_ptr error,
                                           detail::Deferred& later) mutable {
@@ -582,26 +605,44 @@ auto Pool::submit_map(const char* operation, F f, std::shared_ptr<const std::vec
       detail::finish_error(*state, error);
     });
   };
-  job->on_finished = [state, parts, callback](detail::Deferred& later) mutable {
-    later.push_back([state, parts, callback]() mutable {
-      Result all;
-      std::size_t n = 0;
-      for (const auto& p : *parts) n += p.size();
-      all.reserve(n);
-      for (auto& p : *parts) {
-        std::move(p.begin(), p.end(), std::back_inserter(all));
-        std::vector<R>().swap(p);
+  job->on_finished = [state, all, parts, callback](detail::Deferred& later) mutable {
+    later.push_back([state, all, parts, callback]() mutable {
+      if constexpr (!direct) {
+        std::size_t n = 0;
+        for (const auto& p : *parts) n += p.size();
+        all->reserve(n);
+        for (auto& p : *parts) {
+          std::move(p.begin(), p.end(), std::back_inserter(*all));
+          std::vector<R>().swap(p);
+        }
       }
       try {
-        detail::invoke_callback(callback, std::as_const(all));
+        detail::invoke_callback(callback, std::as_const(*all));
       } catch (...) {
         detail::report_callback_failure(state->name, "callback");
       }
-      detail::finish_ok(*state, std::move(all));
+      detail::finish_ok(*state, std::move(*all));
     });
   };
   core_->submit(job);
   return AsyncResult<Result>(std::move(state));
+}
+
+template <bool Star, class F, class Range>
+auto Pool::map_now(const char* operation, F f, Range&& inputs, MapOptions options) {
+  using Item = std::remove_cvref_t<std::ranges::range_value_t<Range>>;
+  if constexpr (std::ranges::contiguous_range<Range> && std::ranges::sized_range<Range>) {
+    // The call waits for its result, so the caller's elements can be read in place.
+    const std::span<const Item> items(std::ranges::data(inputs), std::ranges::size(inputs));
+    return submit_map<Star>(operation, std::move(f), items, nullptr, options, nullptr, nullptr)
+        .take();
+  } else {
+    auto owned = detail::materialize(std::forward<Range>(inputs));
+    const std::span<const Item> items(*owned);
+    return submit_map<Star>(operation, std::move(f), items, std::move(owned), options, nullptr,
+                            nullptr)
+        .take();
+  }
 }
 
 template <bool Star, class F, class Range>
@@ -687,20 +728,29 @@ auto Pool::submit_imap(const char* operation, F f, Range&& inputs, MapOptions op
 
 template <class F, std::ranges::input_range Range>
 auto Pool::map(F f, Range&& inputs, MapOptions options) {
-  return map_async(std::move(f), std::forward<Range>(inputs), options).take();
+  require_driver("map");
+  return map_now<false>("map", std::move(f), std::forward<Range>(inputs), options);
 }
 
 template <class F, std::ranges::input_range Range, class Callback, class ErrorCallback>
 auto Pool::map_async(F f, Range&& inputs, MapOptions options, Callback callback,
                      ErrorCallback error_callback) {
   require_driver("map_async");
-  return submit_map<false>("map", std::move(f), detail::materialize(std::forward<Range>(inputs)),
-                           options, std::move(callback), std::move(error_callback));
+  using Item = std::remove_cvref_t<std::ranges::range_value_t<Range>>;
+  auto owned = detail::materialize(std::forward<Range>(inputs));  // as Python's list(iterable)
+  const std::span<const Item> items(*owned);
+  return submit_map<false>("map_async", std::move(f), items, std::move(owned), options,
+                           std::move(callback), std::move(error_callback));
 }
 
 template <class F, std::ranges::input_range Range>
 auto Pool::starmap(F f, Range&& inputs, MapOptions options) {
-  return starmap_async(std::move(f), std::forward<Range>(inputs), options).take();
+  require_driver("starmap");
+  using Item = std::remove_cvref_t<std::ranges::range_value_t<Range>>;
+  static_assert(detail::tuple_like<Item>::value,
+                "starmap needs items that are std::tuple or std::pair (one element per "
+                "argument of the function)");
+  return map_now<true>("starmap", std::move(f), std::forward<Range>(inputs), options);
 }
 
 template <class F, std::ranges::input_range Range, class Callback, class ErrorCallback>
@@ -711,8 +761,9 @@ auto Pool::starmap_async(F f, Range&& inputs, MapOptions options, Callback callb
   static_assert(detail::tuple_like<Item>::value,
                 "starmap needs items that are std::tuple or std::pair (one element per "
                 "argument of the function)");
-  return submit_map<true>("starmap", std::move(f),
-                          detail::materialize(std::forward<Range>(inputs)), options,
+  auto owned = detail::materialize(std::forward<Range>(inputs));
+  const std::span<const Item> items(*owned);
+  return submit_map<true>("starmap_async", std::move(f), items, std::move(owned), options,
                           std::move(callback), std::move(error_callback));
 }
 

@@ -243,19 +243,36 @@ struct Invoker {
   using R = stored_t<call_result_t<Star, F, Item>>;
   static void run(std::span<const char> state, Reader& args, std::vector<char>& out) {
     F f = rebuild_callable<F>(state);
-    std::vector<Item> items;
-    get_items(args, items);
-    std::vector<R> results;
-    results.reserve(items.size());
-    for (const auto& item : items) {
-      if constexpr (std::is_void_v<call_result_t<Star, F, Item>>) {
-        call_item<Star>(f, item);
-        results.push_back(NoValue{});
-      } else {
-        results.push_back(call_item<Star>(f, item));
+    using Raw = call_result_t<Star, F, Item>;
+    if constexpr (trivially_sendable<Item> && trivially_sendable<R> && !std::is_void_v<Raw>) {
+      // One pass: items read from the message, results written into it, no vectors between.
+      const auto n = static_cast<std::size_t>(args.raw<std::uint64_t>());
+      const auto in = args.take(n * sizeof(Item));
+      const std::size_t at = out.size();
+      put_raw(out, static_cast<std::uint64_t>(n));
+      out.resize(at + sizeof(std::uint64_t) + n * sizeof(R));
+      char* dst = out.data() + at + sizeof(std::uint64_t);
+      for (std::size_t i = 0; i < n; ++i) {
+        Item item;
+        std::memcpy(static_cast<void*>(&item), in.data() + i * sizeof(Item), sizeof(Item));
+        const R r = call_item<Star>(f, item);
+        std::memcpy(dst + i * sizeof(R), static_cast<const void*>(&r), sizeof(R));
       }
+    } else {
+      std::vector<Item> items;
+      get_items(args, items);
+      std::vector<R> results;
+      results.reserve(items.size());
+      for (const auto& item : items) {
+        if constexpr (std::is_void_v<Raw>) {
+          call_item<Star>(f, item);
+          results.push_back(NoValue{});
+        } else {
+          results.push_back(call_item<Star>(f, item));
+        }
+      }
+      put_items<R>(out, results);
     }
-    put_items<R>(out, results);
   }
   static inline const InvokerId id = register_invoker(type_name<Invoker>(), &Invoker::run);
 };
