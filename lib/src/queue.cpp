@@ -76,6 +76,8 @@ constexpr int batch = 256;
 constexpr std::size_t batch_item_limit = 512;
 constexpr std::size_t batch_bytes = 4000;
 constexpr std::size_t batch_max_items = 256;
+// Polls a waiting thread makes back to back before it starts backing off.
+constexpr std::uint32_t hot_polls = 256;
 // A cheap clock for the streaming test (the TSC where there is one: a put must not pay for
 // clock_gettime), in ticks; batch_window_ticks is about 20 us.
 inline std::uint64_t ticks() noexcept {
@@ -408,33 +410,46 @@ bool QueueCore::progress_locked() {
 
 // ---- slots (one per waiting request) ----------------------------------------------------------
 
+// A rank has a handful of requests in flight at most (one per waiting thread): a flat list
+// searched linearly beats a hash map, and a finished slot's storage is reused.
 std::uint64_t QueueCore::new_slot() {
   const std::uint64_t id = next_id_++;
-  slots_.emplace(id, Slot{});
+  slots_.emplace_back(id, Slot{});
   return id;
+}
+
+QueueCore::Slot* QueueCore::find_slot(std::uint64_t id) {
+  for (auto& [key, slot] : slots_)
+    if (key == id) return &slot;
+  return nullptr;
 }
 
 void QueueCore::fill_slot(std::uint64_t id, SlotState state, Blob blob, std::int64_t a,
                           std::int64_t b) {
-  auto it = slots_.find(id);
-  if (it == slots_.end()) return;
-  it->second.state = state;
-  it->second.blob = std::move(blob);
-  it->second.a = a;
-  it->second.b = b;
+  Slot* slot = find_slot(id);
+  if (!slot) return;
+  slot->state = state;
+  slot->blob = std::move(blob);
+  slot->a = a;
+  slot->b = b;
   if (sleepers_ > 0) cv_.notify_all();
 }
 
 QueueCore::Slot QueueCore::take_slot(std::uint64_t id) {
-  auto it = slots_.find(id);
-  Slot s = std::move(it->second);
-  slots_.erase(it);
-  return s;
+  for (std::size_t i = 0; i < slots_.size(); ++i) {
+    if (slots_[i].first != id) continue;
+    Slot s = std::move(slots_[i].second);
+    if (i + 1 != slots_.size()) slots_[i] = std::move(slots_.back());
+    slots_.pop_back();
+    return s;
+  }
+  return {};
 }
 
 bool QueueCore::slot_done(std::uint64_t id) const {
-  auto it = slots_.find(id);
-  return it == slots_.end() || it->second.state != SlotState::waiting;
+  for (const auto& [key, slot] : slots_)
+    if (key == id) return slot.state != SlotState::waiting;
+  return true;
 }
 
 bool QueueCore::wait_slot(std::uint64_t id, Clock::time_point deadline, const char* operation) {
@@ -450,6 +465,9 @@ bool QueueCore::wait_slot(std::uint64_t id, Clock::time_point deadline, const ch
     }
     if ((n & 7u) == 0) poll_other_queues();  // less often: every poll costs an MPI_Improbe
     if (deadline != no_deadline && Clock::now() >= deadline) return false;
+    // The first polls (a few tens of microseconds) go back to back: an answer that is on its
+    // way is seen at once. Then the common backoff: pause, yield, sleep.
+    if (n <= hot_polls) continue;
     auto sleep = backoff.next_sleep();  // spins or yields itself while it returns 0
     if (sleep.count() > 0) {
       hot.cool();  // from now on the progress thread serves the queues while this one sleeps

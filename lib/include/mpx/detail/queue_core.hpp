@@ -41,7 +41,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
-#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "mpx/communicator.hpp"
@@ -151,6 +151,7 @@ class QueueCore final : public Service {
   void fill_slot(std::uint64_t id, SlotState state, Blob blob = {}, std::int64_t a = 0,
                  std::int64_t b = 0);
   Slot take_slot(std::uint64_t id);
+  Slot* find_slot(std::uint64_t id);
   bool slot_done(std::uint64_t id) const;
   bool wait_slot(std::uint64_t id, Clock::time_point deadline, const char* operation);
   /// Client: sends a request and waits for its final reply, cancelling at the deadline.
@@ -186,7 +187,7 @@ class QueueCore final : public Service {
   std::vector<Blob> out_blobs_;
   std::vector<int> out_indices_;
 
-  std::unordered_map<std::uint64_t, Slot> slots_;
+  std::vector<std::pair<std::uint64_t, Slot>> slots_;
   std::uint64_t next_id_ = 1;
 
   // client
