@@ -86,6 +86,7 @@ namespace mpx {
 template <class T>
 class Queue {
  public:
+  /// The item type.
   using value_type = T;
 
   /// Creates the queue (collective over `comm`: every rank calls it with the same
@@ -178,16 +179,24 @@ class Queue {
     using difference_type = std::ptrdiff_t;
     using pointer = T*;
     using reference = T&;
+    /// The end iterator (local).
     iterator() = default;
+    /// Takes the first item of `q` (remote).
     explicit iterator(Queue* q) : q_(q) { ++*this; }
+    /// The current item (local).
     reference operator*() { return *item_; }
+    /// The current item (local).
     pointer operator->() { return &*item_; }
+    /// Takes the next item, or becomes the end iterator once the queue is closed and drained
+    /// (remote).
     iterator& operator++() {
       item_ = q_->next();
       if (!item_) q_ = nullptr;
       return *this;
     }
+    /// Same as ++it (remote).
     void operator++(int) { ++*this; }
+    /// Equal when both are the end (local).
     friend bool operator==(const iterator& a, const iterator& b) { return a.q_ == b.q_; }
 
    private:
