@@ -160,3 +160,25 @@ TEST(Collectives, DuplicateGivesAPrivateMessageSpace) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(Collectives, SplitGroupsRanksAndNegativeColourGivesNull) {
+  // Even ranks form one group, odd ranks another; rank 0 opts out with a negative colour.
+  const int r = mpx::Communicator::world().rank();
+  const int colour = r == 0 ? -1 : r % 2;
+  auto sub = mpx::Communicator::world().split(colour, r, "halves");
+  if (r == 0) {
+    EXPECT_TRUE(sub.is_null());
+    EXPECT_EQ(sub.size(), 0);
+  } else {
+    EXPECT_FALSE(sub.is_null());
+    const int n = mpx::Communicator::world().size();
+    int expected = 0;
+    for (int q = 1; q < n; ++q) expected += (q % 2 == colour) ? 1 : 0;
+    EXPECT_EQ(sub.size(), expected);
+    EXPECT_EQ(sub.allreduce(1, std::plus<>{}), expected);
+  }
+}
+
+}  // namespace

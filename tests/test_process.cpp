@@ -484,10 +484,9 @@ TEST(Process, APoolThenProcessesInOneProgram) {
   }
 }
 
-// Queue waits in a loop of its own (QueueCore::wait_slot), not in detail::wait_until, so the
-// interruption hook is not called there yet: a target blocked in Queue::get() is not stopped
-// by terminate(). Enable once queue.cpp calls detail::interrupt_hook after each sleep.
-TEST(Process, DISABLED_TerminateStopsAQueueGet) {
+// Queue waits in a loop of its own (QueueCore::wait_slot), which calls the interruption hook
+// after each sleep, so terminate() stops a target blocked in Queue::get().
+TEST(Process, TerminateStopsAQueueGet) {
   mpx::Queue<int> q;
   g_queue = &q;
   if (auto main_process = mpx::ProcessSlots::serve()) {

@@ -151,6 +151,11 @@ MPI_Op make_user_op(MPI_User_function* fn) {
 
 Communicator::Communicator(MPI_Comm comm, std::string name, bool owned)
     : comm_(comm), name_(std::move(name)), owned_(owned) {
+  if (comm_ == MPI_COMM_NULL) {  // split() with a negative colour: this rank is in no group
+    rank_ = MPI_UNDEFINED;
+    size_ = 0;
+    return;
+  }
   MPX_CHECK_MPI(MPI_Comm_rank(comm_, &rank_), name_, "rank");
   MPX_CHECK_MPI(MPI_Comm_size(comm_, &size_), name_, "size");
 }

@@ -481,6 +481,7 @@ bool QueueCore::wait_slot(std::uint64_t id, Clock::time_point deadline, const ch
       cv_.wait_for(lock, sleep, [&] { return slot_done(id); });
       --sleepers_;
     }
+    if (interrupt_hook) interrupt_hook();  // a Process target being terminated unwinds here
     if ((n & 1023u) == 0) note_long_wait({name_, operation, params_.host}, since);
   }
 }

@@ -235,7 +235,8 @@ class Communicator {
   /// returned as exceptions (collective; waits without spinning).
   [[nodiscard]] Communicator duplicate(std::string name) const;
 
-  /// Splits into sub-communicators by `color`, ordered by `key` (collective).
+  /// Splits into sub-communicators by `color`, ordered by `key` (collective). A rank that
+  /// passes a negative colour joins none and gets a null communicator (is_null()).
   [[nodiscard]] Communicator split(int color, int key, std::string name) const;
 
   Communicator(Communicator&& other) noexcept;
@@ -244,6 +245,8 @@ class Communicator {
   Communicator& operator=(const Communicator&) = delete;
   ~Communicator();
 
+  /// True for the communicator a rank gets from split() with a negative colour (local).
+  [[nodiscard]] bool is_null() const noexcept { return comm_ == MPI_COMM_NULL; }
   /// The MPI handle (local).
   [[nodiscard]] MPI_Comm native() const noexcept { return comm_; }
   /// This rank's number in the communicator (local).
