@@ -8,11 +8,13 @@
 //                                     M = recv | barrier | pipe
 //   fault_program loop                ranks pass messages round a ring for 120 s (link test)
 //   fault_program deadlock            ranks 0 and 1 each wait for a message the other never sends
+//   fault_program wait-detail         rank 1 waits, with a detail::WaitDetail, for a message never sent
 //   fault_program empty-pipe          rank 1 waits on a Pipe nobody fills
 //   fault_program two-locks           ranks 0 and 1 take two Locks in opposite order
 //   fault_program empty-queue         rank 1 gets from a Queue nobody fills
 //   fault_program pool-kill V         a worker rank V SIGKILLs itself in the middle of Pool.map
 //   fault_program pool-throw          a Pool task throws; the driver does not catch it
+#include <mpx/detail/wait.hpp>
 #include <mpx/mpx.hpp>
 
 #include <signal.h>
@@ -168,6 +170,16 @@ int main(int argc, char** argv) {
       fault_now(me, "waits for rank " + std::to_string(1 - me));
       (void)world.recv<int>(1 - me, 0);  // each waits for the other: a deadlock
       world.send(1, 1 - me, 0);
+    }
+    bystander_waits(world);
+    return 0;
+  }
+  if (mode == "wait-detail") {  // an object's extra words reach the doctor's report
+    world.barrier();
+    if (me == 1) {
+      mpx::detail::WaitDetail detail([] { return std::string("held by rank 0 since the test began"); });
+      fault_now(me, "waits with a WaitDetail");
+      (void)world.recv<int>(0, 0);  // never sent
     }
     bystander_waits(world);
     return 0;
