@@ -50,8 +50,10 @@ constexpr int tag_stop = 3;
 
 template <class R>
 MPI_Datatype mpi_type() {
-  if constexpr (std::is_same_v<R, int>) return MPI_INT;
-  else return MPI_DOUBLE;
+  if constexpr (std::is_same_v<R, int>)
+    return MPI_INT;
+  else
+    return MPI_DOUBLE;
 }
 
 /// Runs f over 0..n-1 in chunks with one chunk per worker in flight; the master waits in a
@@ -106,7 +108,8 @@ double raw_master_worker(MPI_Comm comm, long n, long chunk, R (*f)(int)) {
     int count = 0;
     MPI_Get_count(&st, MPI_INT, &count);
     MPI_Recv(in.data(), count, MPI_INT, 0, tag_work, comm, MPI_STATUS_IGNORE);
-    for (int i = 0; i < count; ++i) results[static_cast<std::size_t>(i)] = f(in[static_cast<std::size_t>(i)]);
+    for (int i = 0; i < count; ++i)
+      results[static_cast<std::size_t>(i)] = f(in[static_cast<std::size_t>(i)]);
     MPI_Send(results.data(), count, mpi_type<R>(), 0, tag_result, comm);
   }
 }
@@ -166,7 +169,8 @@ int main(int argc, char** argv) {
 
   // ---- trivial task: x*x over 10^6 ints ----
   const long n_trivial = opt.quick ? 100000 : 1000000;
-  const std::size_t auto_chunk = mpx::detail::auto_chunksize(static_cast<std::size_t>(n_trivial), workers);
+  const std::size_t auto_chunk =
+      mpx::detail::auto_chunksize(static_cast<std::size_t>(n_trivial), workers);
   if (opt.wants("trivial")) {
     report.progress("map x*x over " + std::to_string(n_trivial) + " ints");
     for (std::size_t chunk : {auto_chunk, std::size_t{1000}}) {
@@ -177,22 +181,23 @@ int main(int argc, char** argv) {
       if (chunk == auto_chunk) {
         const double mpx_rate = static_cast<double>(n_trivial) / t_mpx;
         try {
-          const double py = bench::run_python(
-              "bench/python/pool_baseline.py",
-              {"mp", std::to_string(n_trivial), std::to_string(workers)});
-          report.add({"map x*x", std::to_string(n_trivial) + " ints, default chunks", mpx_rate / 1e6,
-                      "python mp.Pool(" + std::to_string(workers) + ")", py / 1e6, "M items/s",
-                      bench::at_least(20)});
+          const double py =
+              bench::run_python("bench/python/pool_baseline.py",
+                                {"mp", std::to_string(n_trivial), std::to_string(workers)});
+          report.add({"map x*x", std::to_string(n_trivial) + " ints, default chunks",
+                      mpx_rate / 1e6, "python mp.Pool(" + std::to_string(workers) + ")", py / 1e6,
+                      "M items/s", bench::at_least(20)});
         } catch (const bench::Skipped& e) {
           report.skip("map x*x", "default chunks", "python mp.Pool", e.what());
         }
         try {
-          const double py = bench::run_python(
-              "bench/python/pool_baseline.py",
-              {"mpi4py", std::to_string(n_trivial), std::to_string(chunk)},
-              {.ranks = world.size()});
-          report.add({"map x*x", std::to_string(n_trivial) + " ints, chunk " + std::to_string(chunk),
-                      mpx_rate / 1e6, "mpi4py executor", py / 1e6, "M items/s", bench::no_target()});
+          const double py =
+              bench::run_python("bench/python/pool_baseline.py",
+                                {"mpi4py", std::to_string(n_trivial), std::to_string(chunk)},
+                                {.ranks = world.size()});
+          report.add(
+              {"map x*x", std::to_string(n_trivial) + " ints, chunk " + std::to_string(chunk),
+               mpx_rate / 1e6, "mpi4py executor", py / 1e6, "M items/s", bench::no_target()});
         } catch (const bench::Skipped& e) {
           report.skip("map x*x", "chunk " + std::to_string(chunk), "mpi4py executor", e.what());
         }
@@ -203,37 +208,45 @@ int main(int argc, char** argv) {
   // ---- a ~10 us task on 2 workers ----
   if (opt.wants("10us")) {
     report.progress("map of a ~10 us task");
-    // Calibrate on rank 0 alone (the others sleep): iterations for 10 us, then the serial
-    // time per task with that count.
-    double per_task = 0;
+    // Calibrate on rank 0 alone (the others sleep): iterations for about 10 us.
     if (rank == 0) {
       g_spin_iterations = 1000;
       volatile double sink = 0;
       const double t = bench::time_once([&] {
-        for (int i = 0; i < 2000; ++i) sink = sink + spin_task(i);
-      }) / 2000;
+                         for (int i = 0; i < 2000; ++i) sink = sink + spin_task(i);
+                       }) /
+                       2000;
       g_spin_iterations = std::clamp(static_cast<long>(1000 * 10e-6 / t), 1L, 10'000'000L);
     }
     long iterations = static_cast<long>(bcast0(static_cast<double>(g_spin_iterations)));
     g_spin_iterations = iterations;
-    if (rank == 0) {
-      volatile double sink = 0;
-      std::vector<double> samples;
-      for (int r = 0; r < 5; ++r)
-        samples.push_back(bench::time_once([&] {
-                            for (int i = 0; i < 5000; ++i) sink = sink + spin_task(i);
-                          }) / 5000);
-      per_task = bench::median(samples);
-    }
-    per_task = bcast0(per_task);
     const long n = opt.quick ? 20000 : 200000;
     const std::size_t chunk = mpx::detail::auto_chunksize(static_cast<std::size_t>(n), workers);
-    const auto [t_mpx, t_raw] = pool_vs_raw(spin_task, &spin_task, n, chunk, rounds, comm);
+    // Rounds of: serial time per task on rank 0 alone, the pool, the raw master/worker.
+    std::vector<double> serial, mpx_t, raw_t;
+    pool_map_seconds(spin_task, 1000, chunk);  // warm up
+    raw_master_worker(comm, 1000, static_cast<long>(chunk), &spin_task);
+    for (int r = 0; r < rounds; ++r) {
+      double t = 0;
+      if (rank == 0) {
+        volatile double sink = 0;
+        t = bench::time_once([&] {
+              for (int i = 0; i < 4000; ++i) sink = sink + spin_task(i);
+            }) /
+            4000;
+      }
+      serial.push_back(bcast0(t));
+      mpx_t.push_back(bcast0(pool_map_seconds(spin_task, n, chunk)));
+      raw_t.push_back(bcast0(raw_master_worker(comm, n, static_cast<long>(chunk), &spin_task)));
+    }
+    const double per_task = bench::median(serial);
+    const double t_mpx = bench::median(mpx_t);
+    const double t_raw = bench::median(raw_t);
     const double ideal = workers / per_task;
     char what[96];
     std::snprintf(what, sizeof what, "%.1f us task x %ld, %d workers", per_task * 1e6, n, workers);
-    report.add({"map ~10 us task", what, static_cast<double>(n) / t_mpx / 1e3, "ideal (workers / serial time)",
-                ideal / 1e3, "k tasks/s", bench::at_least(0.95)});
+    report.add({"map ~10 us task", what, static_cast<double>(n) / t_mpx / 1e3,
+                "ideal (workers / serial time)", ideal / 1e3, "k tasks/s", bench::at_least(0.95)});
     report.add({"raw MPI master/worker", what, static_cast<double>(n) / t_raw / 1e3,
                 "ideal (workers / serial time)", ideal / 1e3, "k tasks/s", bench::no_target(),
                 "the master spins in a blocking MPI_Recv and takes a core from the workers"});
@@ -244,31 +257,23 @@ int main(int argc, char** argv) {
     const long long steps = opt.quick ? 100'000'000LL : 1'000'000'000LL;
     report.progress("pi with " + std::to_string(steps) + " steps");
     const double dx = 1.0 / static_cast<double>(steps);
-    // Serial rate on rank 0 (the others sleep): the kernel against the seed's plain loop.
-    double t_kernel = 0, t_plain = 0;
-    if (rank == 0) {
-      std::vector<double> k, p;
-      volatile double sink = 0;
-      for (int r = 0; r < (opt.quick ? 1 : 3); ++r) {
-        k.push_back(bench::time_once([&] { sink = pi_app::calc_partial_pi(0, 1, steps, dx); }));
-        p.push_back(bench::time_once([&] { sink = pi_app::plain_pi(steps); }));
-      }
-      t_kernel = bench::median(k);
-      t_plain = bench::median(p);
-    }
-    bench::idle_barrier();
-    report.add({"pi serial rate", std::to_string(steps) + " steps, 1 core",
-                static_cast<double>(steps) / t_kernel / 1e6, "plain -O3 -march=native loop",
-                static_cast<double>(steps) / t_plain / 1e6, "M steps/s", bench::at_least(0.8)});
-    // Two ranks, each its strided half, then a reduction (rank 2 sleeps meanwhile).
+    // Rounds of: the kernel alone on rank 0, the plain loop alone on rank 0, then the kernel
+    // on two ranks (each its strided half, then a reduction); rank 2 sleeps throughout.
+    // Interleaved, so a change of machine load hits every side alike; medians reported.
     MPI_Comm two;
     MPI_Comm_split(MPI_COMM_WORLD, rank < 2 ? 0 : MPI_UNDEFINED, rank, &two);
-    std::vector<double> par;
-    for (int r = 0; r < (opt.quick ? 1 : 3); ++r) {
-      double t = 0;
+    std::vector<double> kernel, plain, par;
+    volatile double sink = 0;
+    for (int r = 0; r < (opt.quick ? 1 : 5); ++r) {
+      double tk = 0, tp = 0, t2 = 0;
+      if (rank == 0) {
+        tk = bench::time_once([&] { sink = pi_app::calc_partial_pi(0, 1, steps, dx); });
+        tp = bench::time_once([&] { sink = pi_app::plain_pi(steps); });
+      }
+      bench::idle_barrier();
       if (two != MPI_COMM_NULL) {
         MPI_Barrier(two);
-        t = bench::time_once([&] {
+        t2 = bench::time_once([&] {
           double mine = pi_app::calc_partial_pi(rank, 2, steps, dx);
           double total = 0;
           MPI_Reduce(&mine, &total, 1, MPI_DOUBLE, MPI_SUM, 0, two);
@@ -276,12 +281,18 @@ int main(int argc, char** argv) {
             std::fprintf(stderr, "bench_pool: pi error %.3g\n", std::fabs(total - M_PI));
         });
       }
-      par.push_back(bcast0(t));
+      kernel.push_back(bcast0(tk));
+      plain.push_back(bcast0(tp));
+      par.push_back(bcast0(t2));
     }
     if (two != MPI_COMM_NULL) MPI_Comm_free(&two);
+    const double t_kernel = bench::median(kernel);
+    const double t_plain = bench::median(plain);
     const double t_par = bench::median(par);
-    const double t_serial = bcast0(t_kernel);
-    report.add({"pi 2-rank speedup", std::to_string(steps) + " steps, reduce", t_serial / t_par,
+    report.add({"pi serial rate", std::to_string(steps) + " steps, 1 core",
+                static_cast<double>(steps) / t_kernel / 1e6, "plain -O3 -march=native loop",
+                static_cast<double>(steps) / t_plain / 1e6, "M steps/s", bench::at_least(0.8)});
+    report.add({"pi 2-rank speedup", std::to_string(steps) + " steps, reduce", t_kernel / t_par,
                 "ideal", 2.0, "x", bench::at_least(0.9)});
   }
 

@@ -5,8 +5,8 @@
 #include <sys/resource.h>
 #include <mpx/mpx.hpp>
 
-#include <boost/serialization/access.hpp>
 #include <atomic>
+#include <boost/serialization/access.hpp>
 #include <chrono>
 #include <cmath>
 #include <numeric>
@@ -62,7 +62,9 @@ double calc_partial_pi(int rank, int nproc, long long nsteps, double dx) {
 MPX_REGISTER(calc_partial_pi);
 
 int g_initialized = 0;
-void init_worker(int value, std::string text) { g_initialized = value + static_cast<int>(text.size()); }
+void init_worker(int value, std::string text) {
+  g_initialized = value + static_cast<int>(text.size());
+}
 MPX_REGISTER(init_worker);
 int read_initialized(int) { return g_initialized; }
 MPX_REGISTER(read_initialized);
@@ -79,7 +81,7 @@ struct Scale {  // a function object with state, shipped with Boost.Serializatio
   std::string operator()(int x) const { return label + std::to_string(x * factor); }
   template <class Archive>
   void serialize(Archive& ar, unsigned) {
-    ar & factor & label;
+    ar& factor& label;
   }
 };
 
@@ -165,10 +167,12 @@ TEST(Pool, LoadIsBalancedAcrossWorkers) {
   if (world_size() < 3) GTEST_SKIP() << "needs two workers";
   if (auto pool = mpx::Pool::serve()) {
     // Slow tasks one per message: every worker must take some.
-    auto ranks = pool.map([](int x) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(x % 2 ? 5 : 1));
-      return mpx::this_process().rank();
-    }, std::views::iota(0, 40), {.chunksize = 1});
+    auto ranks = pool.map(
+        [](int x) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(x % 2 ? 5 : 1));
+          return mpx::this_process().rank();
+        },
+        std::views::iota(0, 40), {.chunksize = 1});
     std::set<int> used(ranks.begin(), ranks.end());
     EXPECT_EQ(used.size(), static_cast<std::size_t>(world_size() - 1));
   }
@@ -177,8 +181,9 @@ TEST(Pool, LoadIsBalancedAcrossWorkers) {
 TEST(Pool, EmptyInputs) {
   if (auto pool = mpx::Pool::serve()) {
     EXPECT_TRUE(pool.map(function_square, std::vector<int>{}).empty());
-    EXPECT_TRUE(pool.starmap(calc_partial_pi, std::vector<std::tuple<int, int, long long, double>>{})
-                    .empty());
+    EXPECT_TRUE(
+        pool.starmap(calc_partial_pi, std::vector<std::tuple<int, int, long long, double>>{})
+            .empty());
     int n = 0;
     for ([[maybe_unused]] int r : pool.imap(function_square, std::vector<int>{})) ++n;
     for ([[maybe_unused]] int r : pool.imap_unordered(function_square, std::vector<int>{})) ++n;
@@ -193,8 +198,8 @@ TEST(Pool, EmptyInputs) {
 
 TEST(Pool, MillionItemsWithAutomaticChunks) {
   if (auto pool = mpx::Pool::serve()) {
-    auto out = pool.map([](int x) { return static_cast<long long>(x) * x; },
-                        std::views::iota(0, 1000000));
+    auto out =
+        pool.map([](int x) { return static_cast<long long>(x) * x; }, std::views::iota(0, 1000000));
     ASSERT_EQ(out.size(), 1000000u);
     EXPECT_EQ(out[0], 0);
     EXPECT_EQ(out[999999], 999999LL * 999999LL);
@@ -247,8 +252,8 @@ TEST(Pool, ImapLargeInputAutomaticChunks) {
   if (auto pool = mpx::Pool::serve()) {
     long long sum = 0;
     std::size_t n = 0;
-    for (long long r : pool.imap([](int x) { return static_cast<long long>(x); },
-                                 std::views::iota(0, 300000))) {
+    for (long long r :
+         pool.imap([](int x) { return static_cast<long long>(x); }, std::views::iota(0, 300000))) {
       sum += r;
       ++n;
     }
@@ -278,7 +283,7 @@ TEST(Pool, ApplyAndApplyAsyncWithCallbacks) {
     EXPECT_EQ(seen.load(), 400);  // the callback ran before the result became ready
     EXPECT_TRUE(res.ready());
     EXPECT_TRUE(res.successful());
-    EXPECT_EQ(res.get(), 400);    // get() may be called again
+    EXPECT_EQ(res.get(), 400);  // get() may be called again
 
     std::vector<mpx::AsyncResult<int>> many;
     for (int i = 0; i < 4; ++i) many.push_back(pool.apply_async(my_rank, std::tuple{i}));
@@ -434,7 +439,8 @@ TEST(Pool, DestructorTerminatesLikeWithBlock) {
 TEST(Pool, InitializerRunsOnEveryWorkerWithDriverArguments) {
   const int rank = mpx::Communicator::world().rank();
   // Only the driver's arguments count: other ranks pass different ones.
-  if (auto pool = mpx::Pool::serve({}, init_worker, std::tuple{rank == 0 ? 40 : -1, std::string("ab")})) {
+  if (auto pool =
+          mpx::Pool::serve({}, init_worker, std::tuple{rank == 0 ? 40 : -1, std::string("ab")})) {
     const auto out = pool.map(read_initialized, std::views::iota(0, 20), {.chunksize = 1});
     for (int v : out) EXPECT_EQ(v, 42);
   }

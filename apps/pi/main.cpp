@@ -155,8 +155,8 @@ void print_text(const Run& run, long long nsteps, int ranks, const std::string& 
 std::string json_run(const Run& run) {
   std::string s = "{\"mode\": \"" + run.mode + "\", \"pi\": " + repr(run.pi) +
                   ", \"error\": " + repr(std::fabs(run.pi - M_PI)) +
-                  ", \"time\": " + repr(run.seconds) + ", \"workers\": " +
-                  std::to_string(run.workers) + ", \"partials\": [";
+                  ", \"time\": " + repr(run.seconds) +
+                  ", \"workers\": " + std::to_string(run.workers) + ", \"partials\": [";
   for (std::size_t i = 0; i < run.partials.size(); ++i) {
     const auto& p = run.partials[i];
     s += std::string(i ? ", " : "") + "{\"rank\": " + std::to_string(p.rank) +

@@ -43,7 +43,8 @@ inline double midpoint_sum(std::int64_t first, std::int64_t stride, std::int64_t
   constexpr std::int64_t block = 2048;  // vector iterations per block
   lanes8 index;
   for (int j = 0; j < lanes; ++j)
-    index[j] = static_cast<double>(first) + static_cast<double>(j) * static_cast<double>(stride) + 0.5;
+    index[j] =
+        static_cast<double>(first) + static_cast<double>(j) * static_cast<double>(stride) + 0.5;
   const double advance = static_cast<double>(stride) * lanes;
   const lanes8 step = advance - lanes8{};  // broadcast
   const lanes8 h = dx - lanes8{};

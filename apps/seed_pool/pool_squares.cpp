@@ -37,7 +37,7 @@ int main(int argc, char** argv) {
     auto pool_outputs = pool.map(function_square, inputs);
     pool.close();
     pool.join();
-    std::printf("%s %s\n", seed == "003" ? "Pool      :" : "Pool :",
-                seed_pool::pylist(pool_outputs).c_str());
+    std::printf("%s %s\n",
+                seed == "003" ? "Pool      :" : "Pool :", seed_pool::pylist(pool_outputs).c_str());
   }
 }

@@ -1,20 +1,19 @@
 // pool_tour: seed 001, the tour of Pool from Python's documentation: map, imap_unordered,
 // apply_async, get(timeout) and the TimeoutError, then the end of the `with` block.
 //
-//   with Pool(processes=4) as pool:                  if (auto pool = mpx::Pool::serve({.processes = 4})) {
-//       print(pool.map(f, range(10)))                  print(pool.map(f, iota(0, 10)));
-//       for i in pool.imap_unordered(f, range(10)):    for (int i : pool.imap_unordered(f, iota(0, 10)))
-//           print(i)                                     print(i);
-//       res = pool.apply_async(f, (20,))               auto res = pool.apply_async(f, std::tuple{20});
-//       print(res.get(timeout=1))                      print(res.get(1s));
-//       res = pool.apply_async(os.getpid, ())          auto res = pool.apply_async(getpid);
-//       ...                                          }  // the pool ends here, as the with block
+//   with Pool(processes=4) as pool:           ->  if (auto pool = Pool::serve({.processes = 4}))
+//       print(pool.map(f, range(10)))         ->    pool.map(f, std::views::iota(0, 10))
+//       for i in pool.imap_unordered(f, ...)  ->    for (int i : pool.imap_unordered(f, ...))
+//       res = pool.apply_async(f, (20,))      ->    auto res = pool.apply_async(f, std::tuple{20});
+//       print(res.get(timeout=1))             ->    res.get(1s)
+//       pool.apply_async(os.getpid, ())       ->    pool.apply_async(getpid)
+//   (leaving the with block)                  ->  } (the pool ends: terminate)
 //
 // The seed sleeps 10 s in the task that times out; here 2 s (--sleep S), because ending the
 // pool waits for the task a worker is running (an MPI rank cannot be killed alone).
 //   mpiexec -n 5 build/bin/pool_tour
-#include <mpx/mpx.hpp>
 #include <unistd.h>
+#include <mpx/mpx.hpp>
 
 #include <chrono>
 #include <cstdio>
@@ -51,10 +50,10 @@ int main(int argc, char** argv) {
       std::printf("%d\n", i);
     // evaluate "f(20)" asynchronously
     auto res = pool.apply_async(f, std::tuple{20});  // runs in *only* one process
-    std::printf("%d\n", res.get(1s));                 // prints "400"
+    std::printf("%d\n", res.get(1s));                // prints "400"
     // evaluate "getpid()" asynchronously
-    auto pid = pool.apply_async(getpid);              // runs in *only* one process
-    std::printf("%d\n", pid.get(1s));                 // prints the PID of that process
+    auto pid = pool.apply_async(getpid);  // runs in *only* one process
+    std::printf("%d\n", pid.get(1s));     // prints the PID of that process
     // launching multiple evaluations asynchronously *may* use more processes
     std::vector<mpx::AsyncResult<pid_t>> multiple_results;
     for (int i = 0; i < 4; ++i) multiple_results.push_back(pool.apply_async(getpid));

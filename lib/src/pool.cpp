@@ -1,9 +1,9 @@
 #include "mpx/pool.hpp"
 
 #include <cxxabi.h>
-#include <signal.h>
 #include <elf.h>
 #include <link.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -95,8 +95,8 @@ InvokeFn find_invoker(InvokerId id) {
 bool register_function(void (*fn)(), std::string_view name, std::string_view type,
                        std::string_view file, int line) noexcept {
   std::lock_guard lock(registry_mutex());
-  functions().push_back({fn, std::string(name), std::string(type),
-                         std::string(file) + ":" + std::to_string(line)});
+  functions().push_back(
+      {fn, std::string(name), std::string(type), std::string(file) + ":" + std::to_string(line)});
   return true;
 }
 
@@ -194,7 +194,8 @@ int wtag(int tag) { return wire_tag(tag, fingerprint_of<Bytes>()); }
 
 /// Receives the next message with `tag` from `source` if one is pending (never blocks on an
 /// absent message; waits without spinning for the data of a matched one).
-std::optional<Bytes> try_receive(const Communicator& comm, int source, int tag, int* from = nullptr) {
+std::optional<Bytes> try_receive(const Communicator& comm, int source, int tag,
+                                 int* from = nullptr) {
   MPI_Message message = MPI_MESSAGE_NULL;
   MPI_Status status{};
   int found = 0;
@@ -446,9 +447,9 @@ class PoolDriver final : public PoolCore, public Service {
       {
         std::lock_guard lock(mutex_);
         if (phase_ == Phase::stopping || phase_ == Phase::stopped) return;
-        auto error = std::make_exception_ptr(ClosedError(
-            where(name_, "terminate") +
-            "the pool was terminated before this task finished; its result is lost"));
+        auto error = std::make_exception_ptr(
+            ClosedError(where(name_, "terminate") +
+                        "the pool was terminated before this task finished; its result is lost"));
         for (auto& [id, job] : jobs_)
           if (!job->failed) job->on_error(std::uint64_t(-1), error, later);
         jobs_.clear();
@@ -578,8 +579,9 @@ class PoolDriver final : public PoolCore, public Service {
   WorkerState& worker(int rank) {
     for (auto& w : ws_)
       if (w.rank == rank) return w;
-    fail(name_, "receive", "a message came from rank " + std::to_string(rank) +
-                               ", which is not a worker of this pool");
+    fail(name_, "receive",
+         "a message came from rank " + std::to_string(rank) +
+             ", which is not a worker of this pool");
   }
 
   void handle_result(WorkerState& w, const Bytes& bytes, Deferred& later) {
@@ -631,9 +633,9 @@ class PoolDriver final : public PoolCore, public Service {
       job.on_finished(later);
     }
     const auto id = job.id;
-    queue_.erase(std::remove_if(queue_.begin(), queue_.end(),
-                                [id](const auto& j) { return j->id == id; }),
-                 queue_.end());
+    queue_.erase(
+        std::remove_if(queue_.begin(), queue_.end(), [id](const auto& j) { return j->id == id; }),
+        queue_.end());
     jobs_.erase(id);  // may destroy `job`
   }
 
@@ -682,9 +684,9 @@ class PoolDriver final : public PoolCore, public Service {
     // Round by round, so every worker gets a first chunk before any gets a second.
     int depth = min_prefetch;
     if (chunk_seconds_ >= 0)
-      depth = std::clamp(min_prefetch + static_cast<int>(covered_seconds /
-                                                         std::max(chunk_seconds_, 1e-6)),
-                         min_prefetch, max_prefetch);
+      depth = std::clamp(
+          min_prefetch + static_cast<int>(covered_seconds / std::max(chunk_seconds_, 1e-6)),
+          min_prefetch, max_prefetch);
     for (int level = 1; level <= depth; ++level) {
       for (std::size_t i = 0; i < active_; ++i) {
         auto& w = ws_[i];
@@ -740,16 +742,16 @@ class PoolDriver final : public PoolCore, public Service {
     char line[256];
     const double elapsed = t - job.started;
     if (job.total_items > 0) {
-      const double frac = std::min(1.0, static_cast<double>(job.items_done) /
-                                            static_cast<double>(job.total_items));
+      const double frac =
+          std::min(1.0, static_cast<double>(job.items_done) / static_cast<double>(job.total_items));
       constexpr int width = 30;
       const int filled = static_cast<int>(frac * width);
       std::string bar(static_cast<std::size_t>(filled), '#');
       bar.append(static_cast<std::size_t>(width - filled), '.');
       const double eta = frac > 0 ? elapsed * (1 - frac) / frac : 0;
       std::snprintf(line, sizeof line, "\r%s.%s [%s] %3d%% %llu/%llu %.1fs eta %.1fs%s",
-                    name_.c_str(), job.operation.c_str(), bar.c_str(),
-                    static_cast<int>(frac * 100), static_cast<unsigned long long>(job.items_done),
+                    name_.c_str(), job.operation.c_str(), bar.c_str(), static_cast<int>(frac * 100),
+                    static_cast<unsigned long long>(job.items_done),
                     static_cast<unsigned long long>(job.total_items), elapsed, eta,
                     final ? "\n" : "");
     } else {
@@ -794,11 +796,11 @@ std::size_t g_crash_length = 0;
 constexpr std::array<int, 5> crash_signals{SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
 
 extern "C" void on_worker_crash(int sig) {
-  const char* name = sig == SIGSEGV   ? "SIGSEGV"
-                     : sig == SIGBUS  ? "SIGBUS"
-                     : sig == SIGFPE  ? "SIGFPE"
-                     : sig == SIGILL  ? "SIGILL"
-                                      : "SIGABRT";
+  const char* name = sig == SIGSEGV  ? "SIGSEGV"
+                     : sig == SIGBUS ? "SIGBUS"
+                     : sig == SIGFPE ? "SIGFPE"
+                     : sig == SIGILL ? "SIGILL"
+                                     : "SIGABRT";
   [[maybe_unused]] auto a = ::write(2, g_crash_text, g_crash_length);
   [[maybe_unused]] auto b = ::write(2, name, std::strlen(name));
   static const char tail[] = "; Open MPI ends the job\n";
@@ -810,8 +812,8 @@ extern "C" void on_worker_crash(int sig) {
 class CrashReport {
  public:
   CrashReport(const std::string& pool, int rank) {
-    const std::string text = "mpx: rank " + std::to_string(rank) + ": " + pool +
-                             " worker died while running a task: ";
+    const std::string text =
+        "mpx: rank " + std::to_string(rank) + ": " + pool + " worker died while running a task: ";
     g_crash_length = std::min(text.size(), sizeof g_crash_text);
     std::memcpy(g_crash_text, text.data(), g_crash_length);
     struct sigaction action {};
@@ -960,9 +962,9 @@ Pool Pool::start(const PoolOptions& options, const Communicator& comm,
       detail::fail(name, "serve",
                    "ranks disagree on the pool: rank 0 asked for driver " +
                        std::to_string(a.driver) + ", processes " + std::to_string(a.processes) +
-                       (a.has_initializer ? ", an initializer" : ", no initializer") + " but rank " +
-                       std::to_string(r) + " asked for driver " + std::to_string(b.driver) +
-                       ", processes " + std::to_string(b.processes) +
+                       (a.has_initializer ? ", an initializer" : ", no initializer") +
+                       " but rank " + std::to_string(r) + " asked for driver " +
+                       std::to_string(b.driver) + ", processes " + std::to_string(b.processes) +
                        (b.has_initializer ? ", an initializer" : ", no initializer") +
                        "; every rank must call serve() with the same options");
   }

@@ -86,10 +86,10 @@ using Deferred = std::vector<std::function<void()>>;
 /// layer below fills the hooks; the service calls them on the progress thread with its lock
 /// held (user callbacks are pushed to `later` and run after the lock is released).
 struct JobCore {
-  std::string operation;            // "map", "imap_unordered", ...
+  std::string operation;  // "map", "imap_unordered", ...
   InvokerId invoker;
-  std::vector<char> state;          // the callable's bytes
-  std::uint64_t total_items = 0;    // for the progress bar; 0 when unknown
+  std::vector<char> state;        // the callable's bytes
+  std::uint64_t total_items = 0;  // for the progress bar; 0 when unknown
   bool progress_bar = false;
   /// False: the first failed chunk fails the whole job (map); true: every chunk reports
   /// (imap).
@@ -106,10 +106,10 @@ struct JobCore {
   // Bookkeeping of the service (guarded by its lock).
   std::uint64_t id = 0;
   std::deque<std::pair<std::uint64_t, std::vector<char>>> fed;  // chunks waiting to be sent
-  std::uint64_t produced = 0;   // chunks created so far (their indices are 0..produced-1)
-  std::uint64_t returned = 0;   // chunks whose result or error came back
+  std::uint64_t produced = 0;  // chunks created so far (their indices are 0..produced-1)
+  std::uint64_t returned = 0;  // chunks whose result or error came back
   bool input_done = false;
-  bool failed = false;          // stop sending this job's chunks
+  bool failed = false;  // stop sending this job's chunks
   std::uint64_t items_done = 0;
   double started = 0, last_drawn = 0;
 };
@@ -243,9 +243,9 @@ class AsyncResult {
   bool wait_until(detail::Clock::time_point deadline) const {
     require("wait");
     auto* s = state_.get();
-    return detail::wait_for_signal(
-        s->signal, [s] { return s->ready.load(std::memory_order_acquire); }, deadline,
-        {s->name, "get", -1});
+    return detail::wait_for_signal(s->signal,
+                                   [s] { return s->ready.load(std::memory_order_acquire); },
+                                   deadline, {s->name, "get", -1});
   }
   T take_copy() const {
     if (!state_->success) std::rethrow_exception(state_->error);
@@ -263,11 +263,11 @@ class IMapIterator {
   struct State {
     detail::Signal signal;
     std::mutex mutex;
-    std::map<std::uint64_t, std::vector<R>> done;          // ordered: chunk -> results
-    std::map<std::uint64_t, std::exception_ptr> errors;    // ordered: chunk -> error
-    std::deque<std::vector<R>> arrived;                    // unordered: in arrival order
+    std::map<std::uint64_t, std::vector<R>> done;        // ordered: chunk -> results
+    std::map<std::uint64_t, std::exception_ptr> errors;  // ordered: chunk -> error
+    std::deque<std::vector<R>> arrived;                  // unordered: in arrival order
     std::deque<std::exception_ptr> arrived_errors;
-    std::exception_ptr terminated;                         // set when the pool was terminated
+    std::exception_ptr terminated;  // set when the pool was terminated
   };
 
   /// Next result, or std::nullopt after the last one; throws the task's RemoteError for a
@@ -310,10 +310,10 @@ class IMapIterator {
   ~IMapIterator() = default;
 
   /// Used by mpx.
-  IMapIterator(detail::PoolCore* core, std::shared_ptr<detail::JobCore> job,
+  IMapIterator(std::shared_ptr<detail::PoolCore> core, std::shared_ptr<detail::JobCore> job,
                std::shared_ptr<State> state, std::function<bool(std::vector<char>&)> read_chunk,
                bool ordered, std::size_t window, std::string name)
-      : core_(core),
+      : core_(std::move(core)),
         job_(std::move(job)),
         state_(std::move(state)),
         read_chunk_(std::move(read_chunk)),
@@ -327,15 +327,15 @@ class IMapIterator {
   void feed();
   std::optional<R> next_until(detail::Clock::time_point deadline);
 
-  detail::PoolCore* core_ = nullptr;
+  std::shared_ptr<detail::PoolCore> core_;  // kept alive: the iterator may outlive the Pool
   std::shared_ptr<detail::JobCore> job_;
   std::shared_ptr<State> state_;
   std::function<bool(std::vector<char>&)> read_chunk_;
   bool ordered_ = true;
   std::size_t window_ = 1;
   std::string name_;
-  std::uint64_t fed_ = 0;        // chunks handed to the pool
-  std::uint64_t consumed_ = 0;   // chunks taken out by next()
+  std::uint64_t fed_ = 0;       // chunks handed to the pool
+  std::uint64_t consumed_ = 0;  // chunks taken out by next()
   bool input_done_ = false;
   std::vector<R> current_;
   std::size_t position_ = 0;
@@ -440,7 +440,7 @@ class Pool {
   template <bool Star, class F, class Range>
   auto submit_imap(const char* operation, F f, Range&& inputs, MapOptions options, bool ordered);
 
-  std::unique_ptr<detail::PoolCore> core_;
+  std::shared_ptr<detail::PoolCore> core_;
 };
 
 // ---- implementation -----------------------------------------------------------------------
@@ -544,8 +544,8 @@ Pool Pool::serve(const PoolOptions& options, Init initializer, std::tuple<Args..
 
 template <bool Star, class F, class Item, class Callback, class ErrorCallback>
 auto Pool::submit_map(const char* operation, F f, std::span<const Item> items,
-                      std::shared_ptr<const void> keep_alive, MapOptions options,
-                      Callback callback, ErrorCallback error_callback) {
+                      std::shared_ptr<const void> keep_alive, MapOptions options, Callback callback,
+                      ErrorCallback error_callback) {
   detail::check_shippable<F>();
   using Raw = detail::call_result_t<Star, F, Item>;
   static_assert(!std::is_void_v<Raw>,
@@ -564,8 +564,9 @@ auto Pool::submit_map(const char* operation, F f, std::span<const Item> items,
   job->total_items = items.size();
   job->progress_bar = options.progress;
   job->input_done = items.empty();
-  const std::size_t chunk =
-      options.chunksize ? options.chunksize : detail::auto_chunksize(items.size(), core_->workers());
+  const std::size_t chunk = options.chunksize
+                                ? options.chunksize
+                                : detail::auto_chunksize(items.size(), core_->workers());
   auto cursor = std::make_shared<std::size_t>(0);
   job->generate = [items, keep_alive, chunk, cursor](std::vector<char>& args) {
     if (*cursor >= items.size()) return false;
@@ -722,8 +723,8 @@ auto Pool::submit_imap(const char* operation, F f, Range&& inputs, MapOptions op
   job->on_finished = [](detail::Deferred&) {};
   core_->submit(job);
   const auto window = static_cast<std::size_t>(4 * core_->workers() + 2);
-  return Iter(core_.get(), std::move(job), std::move(state), std::move(read_chunk), ordered,
-              window, core_->name() + "." + operation);
+  return Iter(core_, std::move(job), std::move(state), std::move(read_chunk), ordered, window,
+              core_->name() + "." + operation);
 }
 
 template <class F, std::ranges::input_range Range>

@@ -93,7 +93,8 @@ T get(Reader& in) {
   } else if constexpr (tuple_like<T>::value) {
     return [&]<std::size_t... I>(std::index_sequence<I...>) {
       return T{get<std::tuple_element_t<I, T>>(in)...};  // braces: evaluated left to right
-    }(std::make_index_sequence<std::tuple_size_v<T>>{});
+    }
+    (std::make_index_sequence<std::tuple_size_v<T>>{});
   } else {
     const auto n = in.raw<std::uint64_t>();
     return decode<T>(in.take(n));
@@ -159,7 +160,7 @@ void (*function_at(std::uint32_t index, std::string_view type))();
 std::uint64_t registry_fingerprint() noexcept;
 
 template <class Fn>
-  requires std::is_function_v<Fn>
+requires std::is_function_v<Fn>
 bool register_function_pointer(Fn* fn, std::string_view name, std::string_view file,
                                int line) noexcept {
   return register_function(reinterpret_cast<void (*)()>(fn), name, type_name<Fn*>(), file, line);
@@ -178,9 +179,8 @@ concept free_function_pointer =
 
 /// A callable that can be rebuilt on another rank.
 template <class F>
-concept shippable_callable =
-    free_function_pointer<F> ||
-    (std::is_class_v<F> && std::is_default_constructible_v<F> &&
+concept shippable_callable = free_function_pointer<F> ||
+    (std::is_class_v<F>&& std::is_default_constructible_v<F> &&
      (std::is_empty_v<F> || trivially_sendable<F> || has_serialize_member<F>));
 
 template <class F>
@@ -286,6 +286,6 @@ struct Invoker {
 /// next to the function (`MPX_REGISTER(function_square);`). Functions cross ranks as their
 /// registry index, never as an address. An overloaded name cannot be registered: give the
 /// overload you want a name of its own. Lambdas and function objects need no registration.
-#define MPX_REGISTER(fn)                                                                  \
+#define MPX_REGISTER(fn)                                                                      \
   [[maybe_unused]] static inline const bool MPX_DETAIL_CONCAT(mpx_registered_, __COUNTER__) = \
       ::mpx::detail::register_function_pointer(&fn, #fn, __FILE__, __LINE__)
