@@ -131,9 +131,7 @@ const std::string& host_name_for_reports() noexcept {
   return name;
 }
 
-void install_terminate_handler() noexcept {
-  g_previous_handler = std::set_terminate(on_terminate);
-}
+void install_terminate_handler() noexcept { g_previous_handler = std::set_terminate(on_terminate); }
 
 void restore_terminate_handler() noexcept {
   if (std::get_terminate() == on_terminate) std::set_terminate(g_previous_handler);
@@ -244,9 +242,9 @@ void check_departed_peers(const WaitSite& site) noexcept {
     if (culprit < 0) return;
     if (g_reporting.exchange(true)) return;
     const auto& host = g_departed[static_cast<std::size_t>(culprit)].host;
-    end_job("mpx: rank " + rank_text() + " (host " + host_name_for_reports() + "): " +
-                std::string(site.object) + "." + std::string(site.operation) + how + " (host " +
-                (host.empty() ? std::string("?") : host) +
+    end_job("mpx: rank " + rank_text() + " (host " + host_name_for_reports() +
+                "): " + std::string(site.object) + "." + std::string(site.operation) + how +
+                " (host " + (host.empty() ? std::string("?") : host) +
                 "), which has already left: it returned from main (ended its mpx::Environment) "
                 "while this rank still needs it; ending the job\n",
             4);

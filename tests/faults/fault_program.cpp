@@ -8,12 +8,12 @@
 //                                     M = recv | barrier | pipe
 //   fault_program loop                ranks pass messages round a ring for 120 s (link test)
 //   fault_program deadlock            ranks 0 and 1 each wait for a message the other never sends
-//   fault_program wait-detail         rank 1 waits, with a detail::WaitDetail, for a message never sent
-//   fault_program empty-pipe          rank 1 waits on a Pipe nobody fills
-//   fault_program two-locks           ranks 0 and 1 take two Locks in opposite order
-//   fault_program empty-queue         rank 1 gets from a Queue nobody fills
-//   fault_program pool-kill V         a worker rank V SIGKILLs itself in the middle of Pool.map
-//   fault_program pool-throw          a Pool task throws; the driver does not catch it
+//   fault_program wait-detail         rank 1 waits, with a detail::WaitDetail, for a message never
+//   sent fault_program empty-pipe          rank 1 waits on a Pipe nobody fills fault_program
+//   two-locks           ranks 0 and 1 take two Locks in opposite order fault_program empty-queue
+//   rank 1 gets from a Queue nobody fills fault_program pool-kill V         a worker rank V
+//   SIGKILLs itself in the middle of Pool.map fault_program pool-throw          a Pool task throws;
+//   the driver does not catch it
 #include <mpx/detail/wait.hpp>
 #include <mpx/mpx.hpp>
 
@@ -51,7 +51,9 @@ void say(const std::string& text) {
   std::fflush(stdout);
 }
 
-void fault_now(int rank, const std::string& what) { say("FAULT NOW: rank " + std::to_string(rank) + " " + what); }
+void fault_now(int rank, const std::string& what) {
+  say("FAULT NOW: rank " + std::to_string(rank) + " " + what);
+}
 
 /// Passes an int round the ring of all ranks until `stop` returns true on rank 0 (which
 /// tells the others with a negative value) or, on rank `victim`, until `at_fault` fires.
@@ -177,7 +179,8 @@ int main(int argc, char** argv) {
   if (mode == "wait-detail") {  // an object's extra words reach the doctor's report
     world.barrier();
     if (me == 1) {
-      mpx::detail::WaitDetail detail([] { return std::string("held by rank 0 since the test began"); });
+      mpx::detail::WaitDetail detail(
+          [] { return std::string("held by rank 0 since the test began"); });
       fault_now(me, "waits with a WaitDetail");
       (void)world.recv<int>(0, 0);  // never sent
     }

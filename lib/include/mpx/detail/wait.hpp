@@ -22,9 +22,9 @@ inline constexpr Clock::time_point no_deadline = Clock::time_point::max();
 
 /// What a waiting thread waits for, for diagnostics (the hang doctor, error messages).
 struct WaitSite {
-  std::string_view object;     ///< for example "Queue#2"
-  std::string_view operation;  ///< for example "get"
-  int peer = -1;               ///< the rank waited on, or -1 when unknown / any
+  std::string_view object;        ///< for example "Queue#2"
+  std::string_view operation;     ///< for example "get"
+  int peer = -1;                  ///< the rank waited on, or -1 when unknown / any
   MPI_Comm comm = MPI_COMM_NULL;  ///< communicator `peer` is a rank of (null: unknown)
   bool collective = false;        ///< a collective over `comm`: waits for every member
 };
