@@ -19,6 +19,7 @@
 #   --slots S   / MPX_CLUSTER_SLOTS   slots per host in the hostfile (default 2)
 #   --name NAME / MPX_CLUSTER_NAME    prefix of every name (default "mpx"; `run` uses a private
 #                                     "mpx<pid>" unless given one). Must start with "mpx".
+#   MPIEXEC                           the mpiexec to run (default: mpiexec on PATH)
 #
 # Everything created is named after the cluster: namespaces NAME-sw (the bridge) and
 # NAME-h1..NAME-hN (the hosts, whose host names are the same), and a state directory
@@ -246,7 +247,7 @@ run_mpiexec() {
     hostname "$0" || exit 255
     mount --bind "$1" /etc/hosts 2>/dev/null || true
     shift
-    exec mpiexec "$@"' "$(host_name 1)" "$dir/etc_hosts" "$@"
+    exec "${MPIEXEC:-mpiexec}" "$@"' "$(host_name 1)" "$dir/etc_hosts" "$@"
 }
 
 case $cmd in

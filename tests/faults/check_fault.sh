@@ -51,7 +51,7 @@ if [ $cluster = 1 ]; then
     -x GTEST_COLOR=no "$@" >"$out" 2>&1 &
 else
   # shellcheck disable=SC2086
-  env $envs mpiexec --oversubscribe --mca pml ob1 $fast --timeout 90 "$@" >"$out" 2>&1 &
+  env $envs "${MPIEXEC:-mpiexec}" --oversubscribe --mca pml ob1 $fast --timeout 90 "$@" >"$out" 2>&1 &
 fi
 job=$!
 start=$(now)
