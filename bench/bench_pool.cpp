@@ -212,10 +212,11 @@ int main(int argc, char** argv) {
     if (rank == 0) {
       g_spin_iterations = 1000;
       volatile double sink = 0;
-      const double t = bench::time_once([&] {
-                         for (int i = 0; i < 2000; ++i) sink = sink + spin_task(i);
-                       }) /
-                       2000;
+      double t = 1e9;  // the fastest of a few tries: the least disturbed by other processes
+      for (int k = 0; k < 5; ++k)
+        t = std::min(t, bench::time_once([&] {
+                          for (int i = 0; i < 2000; ++i) sink = sink + spin_task(i);
+                        }) / 2000);
       g_spin_iterations = std::clamp(static_cast<long>(1000 * 10e-6 / t), 1L, 10'000'000L);
     }
     long iterations = static_cast<long>(bcast0(static_cast<double>(g_spin_iterations)));
