@@ -819,7 +819,7 @@ class CrashReport {
     struct sigaction action {};
     action.sa_handler = on_worker_crash;
     sigemptyset(&action.sa_mask);
-    action.sa_flags = SA_RESETHAND | SA_NODEFER;
+    action.sa_flags = static_cast<int>(SA_RESETHAND | SA_NODEFER);
     for (std::size_t i = 0; i < crash_signals.size(); ++i)
       sigaction(crash_signals[i], &action, &previous_[i]);
   }
