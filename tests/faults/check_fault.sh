@@ -40,7 +40,9 @@ now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 
 out=$(mktemp "${TMPDIR:-/tmp}/mpx-fault.XXXXXX")
-trap 'rm -f "$out"' EXIT
+job=""
+trap 'rm -f "$out" "$out.missing"' EXIT
+trap '[ -n "$job" ] && kill -TERM $job 2>/dev/null; exit 143' TERM INT
 name=mpxf$$
 
 # The mpiexec flags that make failures end fast (the same the cluster script uses).
