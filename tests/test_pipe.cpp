@@ -138,6 +138,28 @@ TEST(Pipe, WrongTypeKeepsTheValue) {
   world().barrier();
 }
 
+TEST(Pipe, WrongTypeKeepsALargeValueAndOrderHolds) {
+  auto [a, b] = mpx::Pipe(0, last());
+  if (rank() == 0) {
+    a.send(std::vector<double>(100000, 1.5));  // announced, bytes on the bulk communicator
+    a.send(7);
+    a.send(std::vector<double>(3, 2.5));
+    a.close();
+  }
+  if (rank() == last()) {
+    EXPECT_THROW((void)b.recv<int>(), mpx::TypeMismatch);
+    EXPECT_THROW((void)b.recv<std::string>(), mpx::TypeMismatch);  // still the same value
+    const auto big = b.recv<std::vector<double>>();
+    EXPECT_EQ(big.size(), 100000u);
+    EXPECT_EQ(big.back(), 1.5);
+    EXPECT_THROW((void)b.recv<double>(), mpx::TypeMismatch);  // an int is next
+    EXPECT_EQ(b.recv<int>(), 7);
+    EXPECT_EQ(b.recv<std::vector<double>>(), (std::vector<double>{2.5, 2.5, 2.5}));
+    EXPECT_THROW((void)b.recv<int>(), mpx::EOFError);
+  }
+  world().barrier();
+}
+
 TEST(Pipe, PipesAreIsolatedFromEachOtherAndFromWorld) {
   auto [a1, b1] = mpx::Pipe(0, last());
   auto [a2, b2] = mpx::Pipe(0, last());

@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <cstdio>
+#include <cstring>
 
 namespace mpx {
 
@@ -18,16 +20,12 @@ struct PipeShared {
   int rank2 = -1;
   std::optional<Communicator> to_end2;  // end 1 sends, end 2 receives
   std::optional<Communicator> to_end1;  // end 2 sends, end 1 receives (duplex only)
+  std::optional<Communicator> bulk_to_end2;  // the bytes of large values, same directions
+  std::optional<Communicator> bulk_to_end1;
 };
 
 namespace {
 std::atomic<int> g_pipe_count{0};
-
-/// A matched message up to this size has fully arrived with its envelope on every transport
-/// (eager limits: shared memory 4 KiB, TCP 64 KiB), so MPI_Mrecv returns at once.
-constexpr std::size_t complete_when_matched = 1024;
-/// Messages up to this size leave with a plain MPI_Send at once (as Communicator::send).
-constexpr std::size_t eager_send_bytes = 4096;
 
 /// Waits for a transfer of `bytes` bytes. It polls hot (spin, then sched_yield) for about
 /// as long as the bytes take to move at 1 GB/s plus 200 us (at most 50 ms), then falls back
@@ -80,7 +78,11 @@ std::pair<Connection, Connection> Pipe(int rank1, int rank2, bool duplex, const 
   shared->rank2 = rank2;
   // Python: Pipe(duplex=False) returns (reader, writer). Data flows end 2 -> end 1.
   shared->to_end1.emplace(comm.duplicate(name));
-  if (duplex) shared->to_end2.emplace(comm.duplicate(name));
+  shared->bulk_to_end1.emplace(comm.duplicate(name + " bulk"));
+  if (duplex) {
+    shared->to_end2.emplace(comm.duplicate(name));
+    shared->bulk_to_end2.emplace(comm.duplicate(name + " bulk"));
+  }
   Connection first(shared, 1, rank1, rank2, true, duplex);
   Connection second(shared, 2, rank2, rank1, duplex, true);
   return {std::move(first), std::move(second)};
@@ -106,6 +108,7 @@ Connection::Connection(Connection&& o) noexcept
       closed_(o.closed_),
       peer_closed_(o.peer_closed_),
       stash_(std::move(o.stash_)),
+      inbox_(std::move(o.inbox_)),
       name_(std::move(o.name_)) {
   o.closed_ = true;
 }
@@ -122,6 +125,7 @@ Connection& Connection::operator=(Connection&& o) noexcept {
     closed_ = o.closed_;
     peer_closed_ = o.peer_closed_;
     stash_ = std::move(o.stash_);
+    inbox_ = std::move(o.inbox_);
     name_ = std::move(o.name_);
     o.closed_ = true;
   }
@@ -135,6 +139,12 @@ const Communicator& Connection::in() const {
 }
 const Communicator& Connection::out() const {
   return end_ == 1 ? *shared_->to_end2 : *shared_->to_end1;
+}
+const Communicator& Connection::in_bulk() const {
+  return end_ == 1 ? *shared_->bulk_to_end1 : *shared_->bulk_to_end2;
+}
+const Communicator& Connection::out_bulk() const {
+  return end_ == 1 ? *shared_->bulk_to_end2 : *shared_->bulk_to_end1;
 }
 
 void Connection::require(bool want_read, bool want_write, std::string_view operation) const {
@@ -159,24 +169,6 @@ void Connection::require(bool want_read, bool want_write, std::string_view opera
                  "send on the second end instead");
 }
 
-bool Connection::is_data_for(int fp, MPI_Message& message, const MPI_Status& status) {
-  if (status.MPI_TAG == detail::pipe_close_wire_tag()) {
-    MPX_CHECK_MPI(MPI_Mrecv(nullptr, 0, MPI_BYTE, &message, MPI_STATUS_IGNORE), name_, "recv");
-    peer_closed_ = true;
-    return false;
-  }
-  const int got = detail::fingerprint_of_tag(status.MPI_TAG);
-  if (got == fp || !detail::fingerprints_enabled()) return true;
-  Stash stash;
-  stash.fingerprint = got;
-  stash.bytes.resize(detail::message_bytes(status));
-  const detail::ByteType type(stash.bytes.size());
-  MPX_CHECK_MPI(MPI_Mrecv(stash.bytes.data(), type.count(), type.type(), &message, MPI_STATUS_IGNORE),
-                name_, "recv");
-  stash_ = std::move(stash);
-  return false;
-}
-
 void Connection::throw_stashed_mismatch(std::string_view expected) const {
   detail::fail<TypeMismatch>(name_, "recv",
                              "asked for a '" + std::string(expected) + "' but the next value from rank " +
@@ -191,39 +183,91 @@ void Connection::throw_eof() const {
                              ") closed the pipe and every value it sent has been received");
 }
 
-void Connection::wait_for_message(MPI_Message& message, MPI_Status& status) {
-  const char* operation = "recv";
-  detail::wait_until(
-      [&] {
-        int found = 0;
-        MPX_CHECK_MPI(MPI_Improbe(peer_, MPI_ANY_TAG, in().native(), &found, &message, &status),
-                      name_, operation);
-        return found != 0;
-      },
-      detail::no_deadline, {name_, operation, peer_, in().native()});
+std::optional<Connection::Arrival> Connection::next_arrival(std::string_view operation) {
+  if (inbox_.size() < detail::pipe_inline_bytes) inbox_.resize(detail::pipe_inline_bytes);
+  // Posted before the value arrives, so that MPI delivers it straight into inbox_: a probe
+  // would make every message an "unexpected" one (buffered by MPI, then copied out), which
+  // costs small messages a third more than a plain MPI_Recv. MPI_ANY_TAG keeps the order of
+  // values of every type and of the close marker; nothing larger than inbox_ travels here.
+  MPI_Request request = MPI_REQUEST_NULL;
+  MPX_CHECK_MPI(MPI_Irecv(inbox_.data(), static_cast<int>(inbox_.size()), MPI_BYTE, peer_, MPI_ANY_TAG,
+                          in().native(), &request),
+                name_, operation);
+  MPI_Status status{};
+  try {
+    detail::wait_until(
+        [&] {
+          int done = 0;
+          MPX_CHECK_MPI(MPI_Test(&request, &done, &status), name_, operation);
+          return done != 0;
+        },
+        detail::no_deadline, {name_, operation, peer_, in().native()});
+  } catch (...) {  // interrupted (a terminated Process): withdraw the receive
+    if (request != MPI_REQUEST_NULL) {
+      MPI_Cancel(&request);
+      MPI_Wait(&request, MPI_STATUS_IGNORE);
+    }
+    throw;
+  }
+  if (status.MPI_TAG == detail::pipe_close_wire_tag()) {
+    peer_closed_ = true;
+    return std::nullopt;
+  }
+  Arrival arrival;
+  arrival.fingerprint = detail::fingerprint_of_tag(status.MPI_TAG);
+  if (detail::user_tag_of(status.MPI_TAG) == detail::pipe_announce_tag) {
+    std::uint64_t bytes = 0;
+    std::memcpy(&bytes, inbox_.data(), sizeof bytes);
+    arrival.bytes = static_cast<std::size_t>(bytes);
+    arrival.announced = true;
+  } else {
+    arrival.bytes = detail::message_bytes(status);
+  }
+  return arrival;
 }
 
-void Connection::send_bytes(const void* data, std::size_t bytes, int wire_tag) {
-  if (bytes <= detail::eager_send_bytes) {
-    MPX_CHECK_MPI(MPI_Send(data, static_cast<int>(bytes), MPI_BYTE, peer_, wire_tag, out().native()),
+void Connection::take(const Arrival& arrival, void* dest, std::string_view operation) {
+  if (!arrival.announced) {
+    if (arrival.bytes) std::memcpy(dest, inbox_.data(), arrival.bytes);
+    return;
+  }
+  const detail::ByteType type(arrival.bytes);
+  MPI_Request request = MPI_REQUEST_NULL;
+  MPX_CHECK_MPI(MPI_Irecv(dest, type.count(), type.type(), peer_, 0, in_bulk().native(), &request), name_,
+                operation);
+  detail::wait_transfer(in_bulk(), request, arrival.bytes, name_, operation, peer_);
+}
+
+void Connection::keep(const Arrival& arrival, std::string_view operation) {
+  Stash stash;
+  stash.fingerprint = arrival.fingerprint;
+  stash.bytes.resize(arrival.bytes);
+  take(arrival, stash.bytes.data(), operation);
+  stash_ = std::move(stash);
+}
+
+void Connection::send_bytes(const void* data, std::size_t bytes, int fingerprint) {
+  if (bytes <= detail::pipe_inline_bytes) {
+    MPX_CHECK_MPI(MPI_Send(data, static_cast<int>(bytes), MPI_BYTE, peer_,
+                           detail::wire_tag(detail::pipe_data_tag, fingerprint), out().native()),
                   name_, "send");
     return;
   }
-  MPI_Request request = out().isend_bytes(data, bytes, peer_, wire_tag, "send");
-  detail::wait_transfer(out(), request, bytes, name_, "send", peer_);
+  // Announce on the ordered communicator, then move the bytes on the bulk one.
+  const std::uint64_t size = bytes;
+  MPX_CHECK_MPI(MPI_Send(&size, sizeof size, MPI_BYTE, peer_,
+                         detail::wire_tag(detail::pipe_announce_tag, fingerprint), out().native()),
+                name_, "send");
+  MPI_Request request = out_bulk().isend_bytes(data, bytes, peer_, 0, "send");
+  detail::wait_transfer(out_bulk(), request, bytes, name_, "send", peer_);
 }
 
-void Connection::receive_into(void* dest, MPI_Message& message, const MPI_Status& status) {
-  const std::size_t bytes = detail::message_bytes(status);
-  if (bytes <= detail::complete_when_matched) {
-    MPX_CHECK_MPI(MPI_Mrecv(dest, static_cast<int>(bytes), MPI_BYTE, &message, MPI_STATUS_IGNORE),
-                  name_, "recv");
-    return;
-  }
-  const detail::ByteType type(bytes);
-  MPI_Request request = MPI_REQUEST_NULL;
-  MPX_CHECK_MPI(MPI_Imrecv(dest, type.count(), type.type(), &message, &request), name_, "recv");
-  detail::wait_transfer(in(), request, bytes, name_, "recv", peer_);
+void Connection::throw_bad_size(std::size_t bytes, std::size_t element, std::string_view type) const {
+  detail::fail<TypeMismatch>(name_, "recv",
+                             "the next value has " + std::to_string(bytes) + " bytes, which is not a " +
+                                 std::string(type) + " (" + std::to_string(element) +
+                                 " bytes per value or element); the value is kept: recv() it with "
+                                 "the type it was sent as");
 }
 
 void Connection::throw_too_small(std::size_t need, std::size_t room) const {

@@ -97,18 +97,31 @@ class Connection {
   [[noreturn]] void throw_stashed_mismatch(std::string_view expected) const;
   [[nodiscard]] const Communicator& in() const;
   [[nodiscard]] const Communicator& out() const;
-  // Classifies a matched message: true when it is a value of fingerprint `fp` (left for the
-  // caller to receive); otherwise takes it off the wire, as the close marker (peer_closed_)
-  // or into stash_.
-  bool is_data_for(int fp, MPI_Message& message, const MPI_Status& status);
+  [[nodiscard]] const Communicator& in_bulk() const;
+  [[nodiscard]] const Communicator& out_bulk() const;
   [[noreturn]] void throw_eof() const;
-  // Waits until a message is pending from the peer (remote).
-  void wait_for_message(MPI_Message& message, MPI_Status& status);
-  // Sends raw bytes with a composed wire tag; large messages wait hot, then back off.
-  void send_bytes(const void* data, std::size_t bytes, int wire_tag);
-  // Receives the matched message into `dest` (which has room for it) (remote).
-  void receive_into(void* dest, MPI_Message& message, const MPI_Status& status);
+
+  // The next message of the pipe. Every message (values, announcements of large values, the
+  // close marker) travels in order on in(); a value up to detail::pipe_inline_bytes arrives
+  // whole in inbox_, a larger one is announced there and its bytes wait on in_bulk().
+  struct Arrival {
+    int fingerprint = 0;
+    std::size_t bytes = 0;
+    bool announced = false;
+  };
+  // Waits for the next message, into a receive posted before it arrives (remote). The close
+  // marker sets peer_closed_ and gives nullopt.
+  std::optional<Arrival> next_arrival(std::string_view operation);
+  // Copies (inline) or receives (announced) the arrival's bytes into `dest`, which has room
+  // for them (remote for announced values).
+  void take(const Arrival& arrival, void* dest, std::string_view operation);
+  // Keeps the arrival in stash_ for a later recv (remote for announced values).
+  void keep(const Arrival& arrival, std::string_view operation);
+  // Sends raw bytes as a value of `fingerprint`; large values are announced, then sent on
+  // the bulk communicator, waiting hot, then backing off.
+  void send_bytes(const void* data, std::size_t bytes, int fingerprint);
   [[noreturn]] void throw_too_small(std::size_t need, std::size_t room) const;
+  [[noreturn]] void throw_bad_size(std::size_t bytes, std::size_t element, std::string_view type) const;
 
   struct Stash {
     int fingerprint = 0;
@@ -124,6 +137,7 @@ class Connection {
   bool closed_ = false;
   bool peer_closed_ = false;
   std::optional<Stash> stash_;
+  std::vector<char> inbox_;  // receives small values and announcements (readable ends)
   std::string name_;
 };
 
@@ -139,6 +153,10 @@ namespace detail {
 /// Tags on a pipe's private communicators.
 inline constexpr int pipe_data_tag = 0;
 inline constexpr int pipe_close_tag = 1;
+inline constexpr int pipe_announce_tag = 2;  // a large value follows on the bulk communicator
+/// Values up to this size travel whole on the ordered communicator (inside the eager limit
+/// of shared memory and TCP); larger ones are announced there and sent on the bulk one.
+inline constexpr std::size_t pipe_inline_bytes = 4000;
 /// MPI tag of the close marker (fingerprint 0 is never used by typed data).
 inline int pipe_close_wire_tag() noexcept { return wire_tag(pipe_close_tag, 0); }
 }  // namespace detail
@@ -147,16 +165,15 @@ template <class T>
 void Connection::send(const T& value) {
   detail::check_sendable<T>();
   require(false, true, "send");
-  const int wtag = detail::wire_tag(detail::pipe_data_tag, detail::fingerprint_of<T>());
+  const int fp = detail::fingerprint_of<T>();
   if constexpr (detail::send_sequence<T>::value) {
-    send_bytes(std::data(value), std::size(value) * sizeof(typename detail::send_sequence<T>::element),
-               wtag);
+    send_bytes(std::data(value), std::size(value) * sizeof(typename detail::send_sequence<T>::element), fp);
   } else if constexpr (detail::wire_kind<T>() == detail::WireKind::raw) {
-    send_bytes(&value, sizeof(T), wtag);
+    send_bytes(&value, sizeof(T), fp);
   } else {
     std::vector<char> buffer;
     detail::serialize_into(buffer, value);
-    send_bytes(buffer.data(), buffer.size(), wtag);
+    send_bytes(buffer.data(), buffer.size(), fp);
   }
 }
 
@@ -174,32 +191,48 @@ T Connection::recv() {
     return detail::decode<T>(bytes);
   }
   if (peer_closed_) throw_eof();
-  MPI_Message message = MPI_MESSAGE_NULL;
-  MPI_Status status{};
-  wait_for_message(message, status);
-  if (!is_data_for(fp, message, status)) {  // the close marker, or a value of another type
-    if (peer_closed_) throw_eof();
+  const auto arrival = next_arrival("recv");
+  if (!arrival) throw_eof();
+  if (arrival->fingerprint != fp && detail::fingerprints_enabled()) {
+    keep(*arrival, "recv");
     throw_stashed_mismatch(detail::readable_name<T>());
   }
-  // Fast paths: straight into the value's own storage, no temporary buffer.
-  const std::size_t bytes = detail::message_bytes(status);
+  const std::size_t bytes = arrival->bytes;
   if constexpr (detail::wire_kind<T>() == detail::WireKind::raw) {
-    if (bytes == sizeof(T)) {
-      std::array<std::byte, sizeof(T)> storage;
-      receive_into(storage.data(), message, status);
-      return std::bit_cast<T>(storage);
+    if (bytes != sizeof(T)) {
+      keep(*arrival, "recv");
+      throw_bad_size(bytes, sizeof(T), detail::readable_name<T>());
     }
+    std::array<std::byte, sizeof(T)> storage;
+    take(*arrival, storage.data(), "recv");
+    return std::bit_cast<T>(storage);
   } else if constexpr (detail::raw_sequence<T>::value) {
     using E = typename detail::raw_sequence<T>::element;
-    if (bytes % sizeof(E) == 0) {
-      T value;
-      value.resize(bytes / sizeof(E));
-      receive_into(value.data(), message, status);
-      return value;
+    if (bytes % sizeof(E) != 0) {
+      keep(*arrival, "recv");
+      throw_bad_size(bytes, sizeof(E), detail::readable_name<T>());
+    }
+    T value;
+    value.resize(bytes / sizeof(E));
+    take(*arrival, value.data(), "recv");
+    return value;
+  } else {
+    std::vector<char> buffer;
+    std::span<const char> image(inbox_.data(), bytes);
+    if (arrival->announced) {
+      buffer.resize(bytes);
+      take(*arrival, buffer.data(), "recv");
+      image = buffer;
+    }
+    try {
+      return detail::decode<T>(image);
+    } catch (const std::exception& e) {
+      detail::fail<TypeMismatch>(name_, "recv",
+                                 "could not rebuild a " + detail::readable_name<T>() + " from " +
+                                     std::to_string(bytes) + " received bytes (" + e.what() +
+                                     "); the sender's type differs");
     }
   }
-  // Serialized values, and sizes that do not match the type (reported as TypeMismatch).
-  return detail::receive_matched<T>(in(), message, status, "recv");
 }
 
 template <class E>
@@ -217,24 +250,18 @@ std::size_t Connection::recv_into(std::span<E> out) {
     return n;
   }
   if (peer_closed_) throw_eof();
-  MPI_Message message = MPI_MESSAGE_NULL;
-  MPI_Status status{};
-  wait_for_message(message, status);
-  if (!is_data_for(fp, message, status)) {
-    if (peer_closed_) throw_eof();
+  const auto arrival = next_arrival("recv_into");
+  if (!arrival) throw_eof();
+  if (arrival->fingerprint != fp && detail::fingerprints_enabled()) {
+    keep(*arrival, "recv_into");
     throw_stashed_mismatch(detail::readable_name<std::vector<E>>());
   }
-  const std::size_t bytes = detail::message_bytes(status);
-  if (bytes > out.size_bytes()) {  // keep the value, as a wrong-type recv does
-    Stash stash;
-    stash.fingerprint = fp;
-    stash.bytes.resize(bytes);
-    receive_into(stash.bytes.data(), message, status);
-    stash_ = std::move(stash);
-    throw_too_small(bytes, out.size_bytes());
+  if (arrival->bytes > out.size_bytes()) {  // keep the value, as a wrong-type recv does
+    keep(*arrival, "recv_into");
+    throw_too_small(arrival->bytes, out.size_bytes());
   }
-  receive_into(out.data(), message, status);
-  return bytes / sizeof(E);
+  take(*arrival, out.data(), "recv_into");
+  return arrival->bytes / sizeof(E);
 }
 
 template <class Rep, class Period>
