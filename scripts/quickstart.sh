@@ -28,7 +28,7 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
 # ---- 1. packages -----------------------------------------------------------------------
 packages=(g++ cmake ninja-build openmpi-bin libopenmpi-dev libboost-serialization-dev
-          libboost-mpi-dev libgtest-dev libgmock-dev libbenchmark-dev)
+          libboost-mpi-dev libgtest-dev libgmock-dev libbenchmark-dev iproute2)
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
   for p in "${packages[@]}"; do

@@ -482,7 +482,7 @@ bool QueueCore::wait_slot(std::uint64_t id, Clock::time_point deadline, const ch
       --sleepers_;
     }
     if (interrupt_hook) interrupt_hook();  // a Process target being terminated unwinds here
-    if ((n & 1023u) == 0) note_long_wait({name_, operation, params_.host}, since);
+    if ((n & 255u) == 0) note_long_wait({name_, operation, params_.host, comm_.native()}, since);
   }
 }
 
