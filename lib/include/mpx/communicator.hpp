@@ -167,12 +167,15 @@ MPI_Op user_op() {
 /// Appends the wire image of `value` (raw bytes, sequence bytes or archive) to `out`.
 template <class T>
 void encode(std::vector<char>& out, const T& value) {
+  auto append = [&out](const void* p, std::size_t n) {
+    const std::size_t old = out.size();
+    out.resize(old + n);
+    if (n > 0) std::memcpy(out.data() + old, p, n);
+  };
   if constexpr (wire_kind<T>() == WireKind::raw) {
-    const auto* p = reinterpret_cast<const char*>(&value);
-    out.insert(out.end(), p, p + sizeof(T));
+    append(&value, sizeof(T));
   } else if constexpr (send_sequence<T>::value) {
-    const auto* p = reinterpret_cast<const char*>(std::data(value));
-    out.insert(out.end(), p, p + std::size(value) * sizeof(typename send_sequence<T>::element));
+    append(std::data(value), std::size(value) * sizeof(typename send_sequence<T>::element));
   } else {
     serialize_into(out, value);
   }

@@ -14,6 +14,6 @@
 #include "mpx/pipe.hpp"
 #include "mpx/process.hpp"
 #include "mpx/pool.hpp"
+#include "mpx/queue.hpp"
 #include "mpx/semaphore.hpp"
 #include "mpx/shared.hpp"
-#include "mpx/queue.hpp"
