@@ -381,6 +381,9 @@ class Communicator {
                   bool all, std::string_view operation) const;
   template <class T>
   std::vector<T> decode_all(const std::vector<char>& bytes, const std::vector<int>& counts) const;
+  template <class E, class Op>
+  std::vector<std::remove_const_t<E>> reduce_elements(std::span<E> values, Op op, int root, bool all,
+                                                      std::string_view operation) const;
 
   MPI_Comm comm_ = MPI_COMM_NULL;
   int rank_ = 0;
@@ -906,15 +909,17 @@ T Communicator::allreduce(const T& value, Op op) const {
 }
 
 template <class E, class Op>
-std::vector<std::remove_const_t<E>> Communicator::reduce(std::span<E> values, Op op, int root) const {
+std::vector<std::remove_const_t<E>> Communicator::reduce_elements(std::span<E> values, Op, int root,
+                                                                  bool all,
+                                                                  std::string_view operation) const {
   using V = std::remove_const_t<E>;
-  static_assert(detail::trivially_sendable<V>, "element-wise reduce needs trivially copyable elements");
-  check_rank(root, "reduce");
+  static_assert(detail::trivially_sendable<V>, "element-wise reductions need trivially copyable elements");
+  check_rank(root, operation);
   const auto n = bcast(static_cast<std::uint64_t>(values.size()), root);
   if (n != values.size())
-    detail::fail(name_, "reduce", "every rank must pass as many elements as root (" +
-                                      std::to_string(n) + "), this rank passed " +
-                                      std::to_string(values.size()));
+    detail::fail(name_, operation, "every rank must pass as many elements as rank " +
+                                       std::to_string(root) + " (" + std::to_string(n) +
+                                       "), this rank passed " + std::to_string(values.size()));
   std::vector<V> out(values.begin(), values.end());
   MPI_Op mop = detail::builtin_op<Op, V>();
   MPI_Datatype type = detail::builtin_datatype<V>();
@@ -923,37 +928,21 @@ std::vector<std::remove_const_t<E>> Communicator::reduce(std::span<E> values, Op
       mop = detail::user_op<V, Op>();
       type = detail::block_datatype<V>();
     } else {
-      static_assert(std::is_empty_v<Op>, "element-wise reduce needs a stateless function object");
+      static_assert(std::is_empty_v<Op>, "element-wise reductions need a stateless function object");
     }
   }
-  reduce_raw(values.data(), out.data(), static_cast<int>(n), type, mop, root, false, "reduce");
-  (void)op;
+  reduce_raw(values.data(), out.data(), static_cast<int>(n), type, mop, root, all, operation);
   return out;
 }
 
 template <class E, class Op>
+std::vector<std::remove_const_t<E>> Communicator::reduce(std::span<E> values, Op op, int root) const {
+  return reduce_elements(values, std::move(op), root, false, "reduce");
+}
+
+template <class E, class Op>
 std::vector<std::remove_const_t<E>> Communicator::allreduce(std::span<E> values, Op op) const {
-  using V = std::remove_const_t<E>;
-  static_assert(detail::trivially_sendable<V>, "element-wise allreduce needs trivially copyable elements");
-  const auto n = bcast(static_cast<std::uint64_t>(values.size()), 0);
-  if (n != values.size())
-    detail::fail(name_, "allreduce", "every rank must pass as many elements as rank 0 (" +
-                                         std::to_string(n) + "), this rank passed " +
-                                         std::to_string(values.size()));
-  std::vector<V> out(values.begin(), values.end());
-  MPI_Op mop = detail::builtin_op<Op, V>();
-  MPI_Datatype type = detail::builtin_datatype<V>();
-  if (mop == MPI_OP_NULL) {
-    if constexpr (std::is_empty_v<Op> && std::is_default_constructible_v<Op>) {
-      mop = detail::user_op<V, Op>();
-      type = detail::block_datatype<V>();
-    } else {
-      static_assert(std::is_empty_v<Op>, "element-wise allreduce needs a stateless function object");
-    }
-  }
-  reduce_raw(values.data(), out.data(), static_cast<int>(n), type, mop, 0, true, "allreduce");
-  (void)op;
-  return out;
+  return reduce_elements(values, std::move(op), 0, true, "allreduce");
 }
 
 }  // namespace mpx
