@@ -2,6 +2,9 @@
 
 #include <mpi.h>
 
+#include <sched.h>
+
+#include <chrono>
 #include <climits>
 #include <map>
 #include <mutex>
@@ -241,7 +244,24 @@ void Communicator::send_bytes(const void* data, std::size_t bytes, int dest, int
     return;
   }
   MPI_Request request = isend_bytes(data, bytes, dest, wire_tag, operation);
-  wait(request, operation, dest);
+  wait_transfer(request, bytes, operation, dest);
+}
+
+void Communicator::wait_transfer(MPI_Request& request, std::size_t bytes, std::string_view operation,
+                                 int peer) const {
+  using namespace std::chrono;
+  const auto hot_for = std::min<nanoseconds>(microseconds(200) + nanoseconds(bytes), milliseconds(50));
+  const auto hot_until = steady_clock::now() + hot_for;
+  for (unsigned polls = 0;; ++polls) {
+    int done = 0;
+    MPX_CHECK_MPI(MPI_Test(&request, &done, MPI_STATUS_IGNORE), name_, operation);
+    if (done) return;
+    if (polls >= 64) {
+      if (steady_clock::now() >= hot_until) break;
+      sched_yield();
+    }
+  }
+  wait(request, operation, peer);
 }
 
 MPI_Request Communicator::isend_bytes(const void* data, std::size_t bytes, int dest, int wire_tag,

@@ -27,28 +27,6 @@ struct PipeShared {
 namespace {
 std::atomic<int> g_pipe_count{0};
 
-/// Waits for a transfer of `bytes` bytes. It polls hot (spin, then sched_yield) for about
-/// as long as the bytes take to move at 1 GB/s plus 200 us (at most 50 ms), then falls back
-/// to mpx's backoff. A transfer whose peer is ready completes in the hot phase: a sleeping
-/// waiter notices the end of a large transfer up to a millisecond late, which cost large
-/// messages up to 40% of their bandwidth. A waiter whose peer is not there still ends up
-/// sleeping, so a long wait stays cheap.
-void wait_transfer(const Communicator& comm, MPI_Request& request, std::size_t bytes,
-                   const std::string& name, std::string_view operation, int peer) {
-  using namespace std::chrono;
-  const auto hot_for = std::min<nanoseconds>(microseconds(200) + nanoseconds(bytes), milliseconds(50));
-  const auto hot_until = steady_clock::now() + hot_for;
-  for (unsigned polls = 0;; ++polls) {
-    int done = 0;
-    MPX_CHECK_MPI(MPI_Test(&request, &done, MPI_STATUS_IGNORE), name, operation);
-    if (done) return;
-    if (polls >= 64) {
-      if (steady_clock::now() >= hot_until) break;
-      sched_yield();
-    }
-  }
-  comm.wait(request, operation, peer);
-}
 }  // namespace
 
 }  // namespace detail
@@ -235,7 +213,7 @@ void Connection::take(const Arrival& arrival, void* dest, std::string_view opera
   MPI_Request request = MPI_REQUEST_NULL;
   MPX_CHECK_MPI(MPI_Irecv(dest, type.count(), type.type(), peer_, 0, in_bulk().native(), &request), name_,
                 operation);
-  detail::wait_transfer(in_bulk(), request, arrival.bytes, name_, operation, peer_);
+  in_bulk().wait_transfer(request, arrival.bytes, operation, peer_);
 }
 
 void Connection::keep(const Arrival& arrival, std::string_view operation) {
@@ -259,7 +237,7 @@ void Connection::send_bytes(const void* data, std::size_t bytes, int fingerprint
                          detail::wire_tag(detail::pipe_announce_tag, fingerprint), out().native()),
                 name_, "send");
   MPI_Request request = out_bulk().isend_bytes(data, bytes, peer_, 0, "send");
-  detail::wait_transfer(out_bulk(), request, bytes, name_, "send", peer_);
+  out_bulk().wait_transfer(request, bytes, "send", peer_);
 }
 
 void Connection::throw_bad_size(std::size_t bytes, std::size_t element, std::string_view type) const {
