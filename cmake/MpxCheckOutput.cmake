@@ -1,5 +1,6 @@
-# Runs `cmd` and checks its exit code against `exit_code` and its combined output against
-# the regexes in `expect` (all must match) and `reject` (none may match). Used by
+# Runs `cmd` and checks its exit code against `exit_code`, its standard output against the
+# regexes in `expect` (all must match), its standard error against `expect_stderr` (all must
+# match), and both against `reject` (none may match). Used by
 # mpx_add_app_test; run with cmake -P on a generated file that sets those variables.
 execute_process(COMMAND ${cmd}
                 OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE rc
@@ -13,6 +14,11 @@ endif()
 foreach(re IN LISTS expect)
   if(NOT out MATCHES "${re}")
     string(APPEND problems "output does not match the expected pattern: ${re}\n")
+  endif()
+endforeach()
+foreach(re IN LISTS expect_stderr)
+  if(NOT err MATCHES "${re}")
+    string(APPEND problems "standard error does not match the expected pattern: ${re}\n")
   endif()
 endforeach()
 foreach(re IN LISTS reject)

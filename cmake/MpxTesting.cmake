@@ -8,7 +8,8 @@
 #   mpx_add_app_test(hello.np4 RANKS 4 COMMAND hello --ordered
 #                    EXPECT "hello from rank 3 of 4" REJECT "error")
 #     runs an app under mpiexec (RANKS 0: alone, no mpiexec) and checks its exit code (0 unless
-#     EXIT_CODE says otherwise) and that its output matches every EXPECT regex and no REJECT.
+#     EXIT_CODE says otherwise), that its standard output matches every EXPECT regex, its
+#     standard error every EXPECT_STDERR regex, and neither matches a REJECT.
 
 include_guard(GLOBAL)
 
@@ -60,7 +61,7 @@ endfunction()
 set(MPX_CHECK_OUTPUT_SCRIPT ${CMAKE_CURRENT_LIST_DIR}/MpxCheckOutput.cmake)
 
 function(mpx_add_app_test name)
-  cmake_parse_arguments(T "" "RANKS;TIMEOUT;EXIT_CODE" "COMMAND;EXPECT;REJECT;LABELS;MPIEXEC_ARGS" ${ARGN})
+  cmake_parse_arguments(T "" "RANKS;TIMEOUT;EXIT_CODE" "COMMAND;EXPECT;EXPECT_STDERR;REJECT;LABELS;MPIEXEC_ARGS" ${ARGN})
   if(NOT DEFINED T_TIMEOUT)
     set(T_TIMEOUT 60)
   endif()
@@ -80,6 +81,7 @@ function(mpx_add_app_test name)
   file(GENERATE OUTPUT ${script} CONTENT
 "set(cmd [==[${cmd}]==])
 set(expect [==[${T_EXPECT}]==])
+set(expect_stderr [==[${T_EXPECT_STDERR}]==])
 set(reject [==[${T_REJECT}]==])
 set(exit_code ${T_EXIT_CODE})
 set(timeout ${T_TIMEOUT})
