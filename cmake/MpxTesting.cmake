@@ -45,12 +45,22 @@ function(mpx_add_mpi_test name)
   add_executable(${name} ${T_SOURCES})
   target_link_libraries(${name} PRIVATE mpx_test_main)
   mpx_set_warnings(${name})
+  mpx_add_mpi_runs(${name} ${name} RANKS ${T_RANKS} TIMEOUT ${T_TIMEOUT} LABELS ${T_LABELS}
+                   ARGS ${T_ARGS})
+endfunction()
+
+#   mpx_add_mpi_runs(<prefix> <target> RANKS 2 4 TIMEOUT 90 [MPIEXEC_ARGS ...] [ARGS ...])
+#     registers <prefix>.np<N> for each rank count: the test binary <target> under mpiexec,
+#     with the same flags and properties as mpx_add_mpi_test. Use it for a second run of an
+#     existing binary, e.g. with `MPIEXEC_ARGS -x MPX_NO_SHARED_MEMORY=1`.
+function(mpx_add_mpi_runs prefix target)
+  cmake_parse_arguments(T "" "TIMEOUT" "RANKS;LABELS;ARGS;MPIEXEC_ARGS" ${ARGN})
+  math(EXPR ctest_timeout "${T_TIMEOUT} + 15")
   foreach(n IN LISTS T_RANKS)
-    add_test(NAME ${name}.np${n}
+    add_test(NAME ${prefix}.np${n}
              COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} ${n} ${MPX_MPIEXEC_FLAGS}
-                     --timeout ${T_TIMEOUT} $<TARGET_FILE:${name}> ${T_ARGS})
-    math(EXPR ctest_timeout "${T_TIMEOUT} + 15")
-    set_tests_properties(${name}.np${n} PROPERTIES
+                     ${T_MPIEXEC_ARGS} --timeout ${T_TIMEOUT} $<TARGET_FILE:${target}> ${T_ARGS})
+    set_tests_properties(${prefix}.np${n} PROPERTIES
       TIMEOUT ${ctest_timeout}
       PROCESSORS ${n}
       LABELS "mpi;np${n};${T_LABELS}"
