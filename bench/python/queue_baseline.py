@@ -10,6 +10,8 @@ import multiprocessing as mp
 import sys
 import time
 
+from timing import report
+
 
 def produce(q, n):
     for i in range(n):
@@ -53,7 +55,6 @@ if __name__ == "__main__":
     mode = sys.argv[1] if len(sys.argv) > 1 else "throughput"
     n = int(float(sys.argv[2])) if len(sys.argv) > 2 else 200000
     if mode == "throughput":
-        best = max(throughput(n) for _ in range(3))
+        report(throughput, n)
     else:
-        best = min(latency(n) for _ in range(3))
-    print(best)
+        report(latency, n)

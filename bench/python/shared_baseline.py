@@ -10,6 +10,8 @@ import multiprocessing as mp
 import sys
 import time
 
+from timing import report
+
 
 def add_loop(v, n, start):
     start.wait()
@@ -47,8 +49,4 @@ def value_contended(n):
 if __name__ == "__main__":
     mode = sys.argv[1] if len(sys.argv) > 1 else "value"
     n = int(float(sys.argv[2])) if len(sys.argv) > 2 else 200000
-    if mode == "value":
-        best = max(value_alone(n) for _ in range(3))
-    else:
-        best = max(value_contended(n) for _ in range(3))
-    print(best)
+    report(value_alone if mode == "value" else value_contended, n)

@@ -12,6 +12,8 @@ import multiprocessing as mp
 import sys
 import time
 
+from timing import report
+
 
 def lock_loop(lock, n, start):
     start.wait()
@@ -64,10 +66,4 @@ def barrier_time(n):
 if __name__ == "__main__":
     mode = sys.argv[1] if len(sys.argv) > 1 else "lock"
     n = int(float(sys.argv[2])) if len(sys.argv) > 2 else 200000
-    if mode == "lock":
-        best = max(lock_alone(n) for _ in range(3))
-    elif mode == "lock_contended":
-        best = max(lock_contended(n) for _ in range(3))
-    else:
-        best = min(barrier_time(n) for _ in range(3))
-    print(best)
+    report({"lock": lock_alone, "lock_contended": lock_contended}.get(mode, barrier_time), n)
