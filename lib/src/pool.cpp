@@ -53,6 +53,7 @@ struct FunctionEntry {
   std::string name;
   std::string type;
   std::string where;
+  BatchFn batch;
 };
 
 // Construct-on-first-use: registrations run during static initialisation, in any order of
@@ -93,11 +94,17 @@ InvokeFn find_invoker(InvokerId id) {
 }
 
 bool register_function(void (*fn)(), std::string_view name, std::string_view type,
-                       std::string_view file, int line) noexcept {
+                       std::string_view file, int line, BatchFn batch) noexcept {
   std::lock_guard lock(registry_mutex());
-  functions().push_back(
-      {fn, std::string(name), std::string(type), std::string(file) + ":" + std::to_string(line)});
+  functions().push_back({fn, std::string(name), std::string(type),
+                         std::string(file) + ":" + std::to_string(line), batch});
   return true;
+}
+
+BatchFn function_batch(std::uint32_t index) noexcept {
+  std::lock_guard lock(registry_mutex());
+  const auto& v = functions();
+  return index < v.size() ? v[index].batch : nullptr;
 }
 
 std::uint32_t function_index(void (*fn)(), std::string_view type, std::string_view operation) {

@@ -149,13 +149,21 @@ InvokerId register_invoker(std::string_view name, InvokeFn fn) noexcept;
 /// (the ranks do not run the same program).
 InvokeFn find_invoker(InvokerId id);
 
-/// Adds a free function during static initialisation (MPX_REGISTER); returns true.
+/// A compiled loop over a registered unary function: reads `n` items (raw bytes of its
+/// argument type) from `items`, writes the `n` results (raw bytes) to `results`. The call
+/// inlines, so a cheap function vectorises as in a hand-written loop.
+using BatchFn = void (*)(const char* items, char* results, std::size_t n);
+
+/// Adds a free function during static initialisation (MPX_REGISTER); returns true. `batch`
+/// is its compiled loop, or null.
 bool register_function(void (*fn)(), std::string_view name, std::string_view type,
-                       std::string_view file, int line) noexcept;
+                       std::string_view file, int line, BatchFn batch = nullptr) noexcept;
 /// The registry index of `fn`; throws UsageError naming MPX_REGISTER when it is missing.
 std::uint32_t function_index(void (*fn)(), std::string_view type, std::string_view operation);
 /// The function registered under `index`, checking that it has function type `type`.
 void (*function_at(std::uint32_t index, std::string_view type))();
+/// The compiled loop of the function registered under `index`, or null (local).
+BatchFn function_batch(std::uint32_t index) noexcept;
 /// Fingerprint of both registries (names in order), compared across ranks at Pool start.
 std::uint64_t registry_fingerprint() noexcept;
 
@@ -164,6 +172,58 @@ requires std::is_function_v<Fn>
 bool register_function_pointer(Fn* fn, std::string_view name, std::string_view file,
                                int line) noexcept {
   return register_function(reinterpret_cast<void (*)()>(fn), name, type_name<Fn*>(), file, line);
+}
+
+/// Argument and result of a unary function pointer type (value false for anything else).
+template <class P>
+struct unary_function_traits : std::false_type {};
+template <class R, class A>
+struct unary_function_traits<R (*)(A)> : std::true_type {
+  using arg = std::remove_cvref_t<A>;
+  using result = std::decay_t<R>;
+};
+template <class R, class A>
+struct unary_function_traits<R (*)(A) noexcept> : unary_function_traits<R (*)(A)> {};
+
+/// True when a function pointer type gets a compiled loop: one argument and a result, both
+/// plain data.
+template <class P>
+constexpr bool has_batch_loop() {
+  if constexpr (unary_function_traits<P>::value) {
+    using A = typename unary_function_traits<P>::arg;
+    using R = typename unary_function_traits<P>::result;
+    return !std::is_void_v<R> && trivially_sendable<A> && trivially_sendable<R> &&
+           std::is_default_constructible_v<A>;
+  } else {
+    return false;
+  }
+}
+
+/// The compiled loop of function `Fn` (its address is a template argument, so the call
+/// inlines).
+template <auto Fn>
+void batch_loop(const char* items, char* results, std::size_t n) {
+  using A = typename unary_function_traits<decltype(Fn)>::arg;
+  using R = typename unary_function_traits<decltype(Fn)>::result;
+  for (std::size_t i = 0; i < n; ++i) {
+    A a;
+    std::memcpy(static_cast<void*>(&a), items + i * sizeof(A), sizeof(A));
+    const R r = Fn(a);
+    std::memcpy(results + i * sizeof(R), static_cast<const void*>(&r), sizeof(R));
+  }
+}
+
+/// What MPX_REGISTER(fn) runs: registers `Fn` and, for a unary function of plain data, its
+/// compiled loop.
+template <auto Fn>
+bool register_function_value(std::string_view name, std::string_view file, int line) noexcept {
+  using P = decltype(Fn);
+  static_assert(std::is_pointer_v<P> && std::is_function_v<std::remove_pointer_t<P>>,
+                "MPX_REGISTER takes the name of a free function");
+  BatchFn batch = nullptr;
+  if constexpr (has_batch_loop<P>()) batch = &batch_loop<Fn>;
+  return register_function(reinterpret_cast<void (*)()>(Fn), name, type_name<P>(), file, line,
+                           batch);
 }
 
 // ---- callables ----------------------------------------------------------------------------
@@ -252,6 +312,16 @@ struct Invoker {
       put_raw(out, static_cast<std::uint64_t>(n));
       out.resize(at + sizeof(std::uint64_t) + n * sizeof(R));
       char* dst = out.data() + at + sizeof(std::uint64_t);
+      if constexpr (!Star && has_batch_loop<F>()) {
+        // A registered function whose argument is exactly the item type: its compiled loop.
+        if constexpr (std::is_same_v<Item, typename unary_function_traits<F>::arg>) {
+          Reader index(state);
+          if (const BatchFn batch = function_batch(index.raw<std::uint32_t>())) {
+            batch(in.data(), dst, n);
+            return;
+          }
+        }
+      }
       for (std::size_t i = 0; i < n; ++i) {
         Item item;
         std::memcpy(static_cast<void*>(&item), in.data() + i * sizeof(Item), sizeof(Item));
@@ -288,4 +358,4 @@ struct Invoker {
 /// overload you want a name of its own. Lambdas and function objects need no registration.
 #define MPX_REGISTER(fn)                                                                      \
   [[maybe_unused]] static inline const bool MPX_DETAIL_CONCAT(mpx_registered_, __COUNTER__) = \
-      ::mpx::detail::register_function_pointer(&fn, #fn, __FILE__, __LINE__)
+      ::mpx::detail::register_function_value<&fn>(#fn, __FILE__, __LINE__)
