@@ -104,6 +104,11 @@ Barrier::Barrier(int parties, std::function<void()> action, detail::Clock::durat
                  const Communicator& comm)
     : action_(std::move(action)), timeout_(timeout), parties_(parties) {
   const std::string name = detail::next_object_name("Barrier");
+  // First the collective comparison, then the checks of the (now common) arguments: a bad
+  // argument on one rank only fails every rank together, none is left waiting for it.
+  detail::check_same_everywhere(
+      comm, name, "(parties, has action, timeout in ns)", parties, action_ ? 1 : 0,
+      std::chrono::duration_cast<std::chrono::nanoseconds>(timeout).count());
   if (parties < 1 || parties > comm.size())
     detail::fail(name, "create",
                  "parties = " + std::to_string(parties) + " but the communicator '" + comm.name() +
@@ -112,10 +117,8 @@ Barrier::Barrier(int parties, std::function<void()> action, detail::Clock::durat
                      "a rank, or a thread of a rank, that calls wait())");
   if (timeout < no_timeout)
     detail::fail(name, "create", "timeout must not be negative; pass a duration >= 0");
-  detail::check_same_everywhere(
-      comm, name, "(parties, has action, timeout in ns)", parties, action_ ? 1 : 0,
-      std::chrono::duration_cast<std::chrono::nanoseconds>(timeout).count());
-  core_ = std::make_unique<detail::SyncCore>(comm, name, std::make_unique<BarrierMachine>(parties));
+  core_ = std::make_unique<detail::SyncCore>(comm, name, std::make_unique<BarrierMachine>(parties),
+                                             true);
 }
 
 Barrier::~Barrier() = default;
@@ -194,14 +197,14 @@ void Barrier::reset() {
 }
 
 bool Barrier::broken() const {
-  if (!core_) return true;
+  if (!core_) detail::fail(name(), "broken", "this barrier was moved from");
   detail::SyncRequest req;
   req.op = bar_query;
   return core_->try_once(req).v1 != 0;
 }
 
 int Barrier::n_waiting() const {
-  if (!core_) return 0;
+  if (!core_) detail::fail(name(), "n_waiting", "this barrier was moved from");
   detail::SyncRequest req;
   req.op = bar_query;
   return static_cast<int>(core_->try_once(req).v0);

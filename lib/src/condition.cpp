@@ -108,8 +108,26 @@ Condition::Condition(detail::LockBase& lock, const Communicator& comm) : lock_(&
 }
 
 Condition::~Condition() = default;
-Condition::Condition(Condition&&) noexcept = default;
-Condition& Condition::operator=(Condition&&) noexcept = default;
+// Moves leave the source without a lock, so using it is a clear error (not the new owner's
+// lock).
+Condition::Condition(Condition&& o) noexcept
+    : own_lock_(std::move(o.own_lock_)), lock_(o.lock_), core_(std::move(o.core_)) {
+  o.lock_ = nullptr;
+}
+Condition& Condition::operator=(Condition&& o) noexcept {
+  if (this != &o) {
+    core_ = std::move(o.core_);
+    own_lock_ = std::move(o.own_lock_);
+    lock_ = o.lock_;
+    o.lock_ = nullptr;
+  }
+  return *this;
+}
+
+detail::LockBase& Condition::checked_lock(std::string_view operation) const {
+  if (!lock_) detail::fail(name(), operation, "this condition was moved from");
+  return *lock_;
+}
 
 const std::string& Condition::name() const noexcept {
   static const std::string moved = "Condition(moved-from)";
@@ -117,7 +135,7 @@ const std::string& Condition::name() const noexcept {
 }
 
 void Condition::require_lock(std::string_view operation) const {
-  if (!core_) detail::fail(name(), operation, "this condition was moved from");
+  if (!core_ || !lock_) detail::fail(name(), operation, "this condition was moved from");
   if (!lock_->owned())
     detail::fail(name(), operation,
                  "the calling thread does not hold the condition's lock (" + lock_->name() +

@@ -5,6 +5,8 @@
 #include <string>
 
 #include "mpx/detail/check.hpp"
+#include "mpx/detail/sync_core.hpp"
+#include "mpx/detail/type_id.hpp"
 
 namespace mpx::detail {
 
@@ -26,16 +28,13 @@ DictCore::DictCore(std::string_view kind, int key_fingerprint, int value_fingerp
   name_ = std::string(kinds[static_cast<std::size_t>(id)]) + "#" +
           std::to_string(++g_counts[static_cast<std::size_t>(id)]);
   // Every rank must create the same container; all ranks compare, so all fail together.
-  const std::array<int, 3> mine{id, key_fingerprint, value_fingerprint};
-  const auto all = comm.allgather(mine);
+  // The fingerprints name the wire types, which some types share (std::string and
+  // std::vector<char>); entries travel as Boost archives, which differ for those, so the
+  // exact type names are compared too.
+  const auto all = gather_creation(
+      comm, name_, {key_fingerprint, value_fingerprint, fnv1a(key_name), fnv1a(value_name)});
   for (std::size_t r = 1; r < all.size(); ++r) {
-    if (all[r][0] != all[0][0])
-      fail(name_, "create",
-           "rank 0 creates a " + std::string(kinds[static_cast<std::size_t>(all[0][0])]) +
-               " but rank " + std::to_string(r) + " a " +
-               std::string(kinds[static_cast<std::size_t>(all[r][0])]) +
-               "; every rank must create the same objects in the same order");
-    if (all[r][1] != all[0][1] || all[r][2] != all[0][2])
+    if (all[r] != all[0])
       fail(name_, "create",
            "ranks disagree on the key or value type: rank 0 and rank " + std::to_string(r) +
                " passed different types (this rank: " + std::string(kind) + "<" +
@@ -50,6 +49,11 @@ DictCore::~DictCore() { state_.reset(); }
 
 HostedReply DictCore::call(const std::vector<char>& request, std::string_view operation) {
   return state_->call(request, operation);
+}
+
+void DictCore::moved_from(std::string_view kind, std::string_view operation) {
+  fail(std::string(kind) + "(moved-from)", operation,
+       "this " + std::string(kind) + " was moved from; use the object it was moved to");
 }
 
 void DictCore::missing(std::string_view operation, std::string_view key_text) const {

@@ -93,7 +93,8 @@ LockBase& LockBase::operator=(LockBase&& o) noexcept {
 
 const std::string& LockBase::name() const noexcept {
   static const std::string moved = "Lock(moved-from)";
-  return core_ ? core_->name() : moved;
+  static const std::string moved_r = "RLock(moved-from)";
+  return core_ ? core_->name() : reentrant_ ? moved_r : moved;
 }
 
 void LockBase::not_held(std::uint64_t holder, std::string_view operation) const {
@@ -190,6 +191,7 @@ std::int64_t LockBase::release_all(std::string_view operation) {
 }
 
 void LockBase::reacquire(std::int64_t levels) {
+  if (!core_) fail(name(), "acquire", "this lock was moved from");
   if (core_->shared()) {
     acquire_until(true, no_deadline);
     if (reentrant_) count_word(*core_) = levels;
@@ -203,7 +205,7 @@ void LockBase::reacquire(std::int64_t levels) {
 }
 
 int LockBase::holder() const {
-  if (!core_) return -1;
+  if (!core_) fail(name(), "holder", "this lock was moved from");
   if (core_->shared()) return token_rank(owner_word(*core_).load(std::memory_order_acquire));
   SyncRequest req;
   req.op = lock_query;
@@ -212,7 +214,7 @@ int LockBase::holder() const {
 }
 
 std::int64_t LockBase::held_levels() const {
-  if (!core_) return 0;
+  if (!core_) fail(name(), "level", "this lock was moved from");
   const std::uint64_t me = this_thread_token();
   if (core_->shared()) {
     // Only the holder writes the count, so the holder reads it exactly.
@@ -226,7 +228,7 @@ std::int64_t LockBase::held_levels() const {
 }
 
 bool LockBase::owned() const {
-  if (!core_) return false;
+  if (!core_) fail(name(), "owned", "this lock was moved from");
   const std::uint64_t me = this_thread_token();
   if (core_->shared()) return owner_word(*core_).load(std::memory_order_acquire) == me;
   SyncRequest req;

@@ -1,5 +1,7 @@
 #include "mpx/semaphore.hpp"
 
+#include <limits>
+
 #include "mpx/detail/check.hpp"
 #include "mpx/detail/sync_core.hpp"
 
@@ -14,6 +16,7 @@ struct SemaphoreState {
 
 enum SemaphoreOp : std::int32_t { sem_acquire, sem_release, sem_value };
 constexpr std::int32_t code_over_release = 1;
+constexpr std::int32_t code_overflow = 2;
 
 class SemaphoreMachine final : public detail::SyncMachine {
  public:
@@ -29,9 +32,11 @@ class SemaphoreMachine final : public detail::SyncMachine {
         if (s.value <= 0) return detail::sync_blocked();
         --s.value;
         return detail::sync_done(s.value);
-      case sem_release:
-        if (s.bound >= 0 && s.value + req.a > s.bound)
+      case sem_release:  // value <= bound and req.a >= 1, so neither test overflows
+        if (s.bound >= 0 && req.a > s.bound - s.value)
           return detail::sync_failed(code_over_release, s.value);
+        if (req.a > std::numeric_limits<std::int64_t>::max() - s.value)
+          return detail::sync_failed(code_overflow, s.value);
         s.value += req.a;
         return detail::sync_done(s.value);
       default:
@@ -52,12 +57,14 @@ Semaphore::Semaphore(std::int64_t value, const Communicator& comm)
 Semaphore::Semaphore(std::int64_t value, bool bounded, const Communicator& comm)
     : initial_(value), bounded_(bounded) {
   const std::string name = detail::next_object_name(bounded ? "BoundedSemaphore" : "Semaphore");
+  // First the collective comparison, then the checks of the (now common) value: a bad value
+  // on one rank only fails every rank together, none is left waiting for it.
+  detail::check_same_everywhere(comm, name, "the initial value", value);
   if (value < 0)
     detail::fail(name, "create",
                  "initial value " + std::to_string(value) + " is negative; pass a value >= 0");
-  detail::check_same_everywhere(comm, name, "the initial value", value);
   core_ = std::make_unique<detail::SyncCore>(
-      comm, name, std::make_unique<SemaphoreMachine>(value, bounded ? value : -1));
+      comm, name, std::make_unique<SemaphoreMachine>(value, bounded ? value : -1), true);
 }
 
 Semaphore::~Semaphore() = default;
@@ -69,7 +76,8 @@ BoundedSemaphore::BoundedSemaphore(std::int64_t value, const Communicator& comm)
 
 const std::string& Semaphore::name() const noexcept {
   static const std::string moved = "Semaphore(moved-from)";
-  return core_ ? core_->name() : moved;
+  static const std::string moved_bounded = "BoundedSemaphore(moved-from)";
+  return core_ ? core_->name() : bounded_ ? moved_bounded : moved;
 }
 
 bool Semaphore::acquire_until(bool blocking, detail::Clock::time_point deadline) {
@@ -89,6 +97,10 @@ void Semaphore::release(std::int64_t n) {
   req.op = sem_release;
   req.a = n;
   const auto r = core_->call(req, detail::no_deadline, "release");
+  if (r.status == detail::SyncStatus::failed && r.code == code_overflow)
+    detail::fail(name(), "release",
+                 "releasing " + std::to_string(n) + " units would overflow the counter (now " +
+                     std::to_string(r.v0) + "); release only what was acquired");
   if (r.status == detail::SyncStatus::failed)
     detail::fail(name(), "release",
                  "released too many times: the counter is " + std::to_string(r.v0) +
@@ -98,7 +110,7 @@ void Semaphore::release(std::int64_t n) {
 }
 
 std::int64_t Semaphore::get_value() const {
-  if (!core_) return 0;
+  if (!core_) detail::fail(name(), "get_value", "this semaphore was moved from");
   detail::SyncRequest req;
   req.op = sem_value;
   return core_->try_once(req).v0;

@@ -1,13 +1,17 @@
 #include "mpx/shared.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstring>
+#include <limits>
 #include <string>
 
 #include "mpx/detail/check.hpp"
 #include "mpx/detail/hosted.hpp"
+#include "mpx/detail/sync_core.hpp"
 
 // Set to 1 once mpx::Lock is part of the library (lib/src/sync_core.cpp).
 #ifndef MPX_SHARED_WITH_LOCK
@@ -31,15 +35,13 @@ struct CellRequest {
   std::uint64_t count;
 };
 
-/// What every rank passes to the constructor; all must agree.
-struct CellParams {
-  std::uint64_t element_size;
-  std::uint64_t count;
-  std::int32_t fingerprint;
-  std::int32_t kind;
-  std::int32_t lock;
-  std::int32_t unused;
-};
+/// This node's physical memory in bytes (0 if unknown): no object can be larger.
+std::int64_t physical_memory_bytes() noexcept {
+  const long pages = ::sysconf(_SC_PHYS_PAGES);
+  const long page = ::sysconf(_SC_PAGE_SIZE);
+  if (pages <= 0 || page <= 0) return 0;
+  return static_cast<std::int64_t>(pages) * page;
+}
 
 std::vector<char> make_request(CellOp op, std::size_t index, std::size_t count,
                                std::size_t payload) {
@@ -57,47 +59,52 @@ std::vector<char> make_request(CellOp op, std::size_t index, std::size_t count,
 SharedCells::SharedCells(std::string_view kind, CellType type, std::size_t count, const void* init,
                          const Communicator& comm, SharedOptions options)
     : type_(std::move(type)), count_(count) {
-  const bool is_value = kind == "Value";
+  const bool is_value = kind == "Value";  // "Value" or "Array"
   name_ = std::string(kind) + "#" + std::to_string(++(is_value ? g_value_count : g_array_count));
 
   // Every rank must create the same object, or some would serve or wait for nothing. All
-  // ranks compare, so all of them fail together.
-  CellParams mine{};
-  mine.element_size = type_.size;
-  mine.count = count;
-  mine.fingerprint = type_.fingerprint;
-  mine.kind = is_value ? 1 : 2;
-  mine.lock = options.lock ? 1 : 0;
-  const auto all = comm.allgather(mine);
+  // ranks compare the same table, so all of them fail together; only then are the (now
+  // common) arguments checked, so a bad size on one rank fails every rank too.
+  const auto all =
+      gather_creation(comm, name_,
+                      {static_cast<std::int64_t>(type_.size), static_cast<std::int64_t>(count),
+                       type_.fingerprint, options.lock ? 1 : 0, physical_memory_bytes()});
+  std::int64_t smallest_memory = 0;  // 0: unknown
+  for (const auto& p : all)
+    if (p[4] > 0 && (smallest_memory == 0 || p[4] < smallest_memory)) smallest_memory = p[4];
   for (std::size_t r = 1; r < all.size(); ++r) {
     const auto& a = all[0];
     const auto& b = all[r];
-    if (a.kind != b.kind)
-      fail(name_, "create",
-           "rank 0 creates a " + std::string(a.kind == 1 ? "Value" : "Array") + " but rank " +
-               std::to_string(r) + " a " + (b.kind == 1 ? "Value" : "Array") +
-               "; every rank must create the same objects in the same order");
-    if (a.element_size != b.element_size || a.fingerprint != b.fingerprint)
+    if (a[0] != b[0] || a[2] != b[2])
       fail(name_, "create",
            "ranks disagree on the element type: rank 0 and rank " + std::to_string(r) +
                " passed different types (this rank: " + type_.name + ", " +
                std::to_string(type_.size) +
                " bytes); every rank must create it with the same T, in the same order");
-    if (a.count != b.count)
+    if (a[1] != b[1])
       fail(name_, "create",
-           "ranks disagree on the length: rank 0 asked for " + std::to_string(a.count) +
-               " elements, rank " + std::to_string(r) + " for " + std::to_string(b.count) +
+           "ranks disagree on the length: rank 0 asked for " +
+               std::to_string(static_cast<std::uint64_t>(a[1])) + " elements, rank " +
+               std::to_string(r) + " for " + std::to_string(static_cast<std::uint64_t>(b[1])) +
                "; every rank must pass the same size");
-    if (a.lock != b.lock)
+    if (a[3] != b[3])
       fail(name_, "create",
-           "ranks disagree on SharedOptions::lock (rank 0: " + std::to_string(a.lock) + ", rank " +
-               std::to_string(r) + ": " + std::to_string(b.lock) +
+           "ranks disagree on SharedOptions::lock (rank 0: " + std::to_string(a[3]) + ", rank " +
+               std::to_string(r) + ": " + std::to_string(b[3]) +
                "); pass the same options everywhere");
   }
+  constexpr std::size_t line = 64;  // elements start on a cache line: atomics need alignment
+  if (count > (std::numeric_limits<std::size_t>::max() - line) / type_.size ||
+      (smallest_memory > 0 && count * type_.size > static_cast<std::uint64_t>(smallest_memory)))
+    fail(name_, "create",
+         "a length of " + std::to_string(count) + " elements of " + type_.name + " (" +
+             std::to_string(type_.size) + " bytes each) is too large: the smallest node has " +
+             std::to_string(smallest_memory) +
+             " bytes of memory (a negative length converted to std::size_t becomes huge); pass "
+             "the number of elements you need");
 
   comm_ = std::make_unique<Communicator>(comm.duplicate(name_));
   const std::size_t bytes = count * type_.size;
-  constexpr std::size_t line = 64;  // elements start on a cache line: atomics need alignment
   segment_ = SharedSegment::create(*comm_, bytes + line, name_);
   if (segment_) {
     // The window need not start on a cache line. Every rank maps it at a page boundary plus

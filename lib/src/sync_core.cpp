@@ -1,7 +1,9 @@
 #include "mpx/detail/sync_core.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
+#include <cstring>
 #include <deque>
 #include <exception>
 #include <map>
@@ -71,13 +73,49 @@ std::string next_object_name(std::string_view type) {
   return std::string(type) + "#" + std::to_string(++it->second);
 }
 
+std::vector<std::vector<std::int64_t>> gather_creation(const Communicator& comm,
+                                                       std::string_view object,
+                                                       const std::vector<std::int64_t>& params) {
+  if (comm.is_null())
+    fail(object, "create",
+         "this rank is not a member of the communicator (it is a null communicator: split() "
+         "gave this rank a negative colour); create the object only on the ranks of its "
+         "communicator");
+  // The record: the kind ("Lock"), a zero byte, the parameters. Records of different sizes
+  // (another kind of mpx object doing its own collective here) are caught as well.
+  const std::string_view kind = object.substr(0, object.find('#'));
+  std::vector<char> mine(kind.begin(), kind.end());
+  mine.push_back('\0');
+  const auto* bytes = reinterpret_cast<const char*>(params.data());
+  mine.insert(mine.end(), bytes, bytes + params.size() * sizeof(std::int64_t));
+  const auto all = comm.allgather(mine);
+  std::vector<std::vector<std::int64_t>> out(all.size());
+  for (std::size_t r = 0; r < all.size(); ++r) {
+    const auto& record = all[r];
+    const auto zero = std::find(record.begin(), record.end(), '\0');
+    const auto rest = static_cast<std::size_t>(record.end() - zero);
+    const std::string_view theirs(record.data(), static_cast<std::size_t>(zero - record.begin()));
+    if (zero == record.end() || theirs != kind || rest != mine.size() - kind.size())
+      fail(object, "create",
+           "rank " + std::to_string(r) + " creates " +
+               (zero == record.end() || theirs.empty() ? std::string("another kind of object")
+                                                       : "an mpx::" + std::string(theirs)) +
+               " where this rank creates an mpx::" + std::string(kind) +
+               "; every rank must create the same objects, with the same arguments, in the same "
+               "order");
+    out[r].resize(params.size());
+    if (!params.empty())
+      std::memcpy(out[r].data(), &*zero + 1, params.size() * sizeof(std::int64_t));
+  }
+  return out;
+}
+
 void check_same_everywhere(const Communicator& comm, std::string_view object, std::string_view what,
                            std::int64_t v0, std::int64_t v1, std::int64_t v2) {
-  const std::array<std::int64_t, 3> mine{v0, v1, v2};
-  const auto all = comm.allgather(mine);
+  const auto all = gather_creation(comm, object, {v0, v1, v2});
   for (std::size_t r = 1; r < all.size(); ++r) {
     if (all[r] == all[0]) continue;
-    auto show = [](const std::array<std::int64_t, 3>& p) {
+    auto show = [](const std::vector<std::int64_t>& p) {
       return "(" + std::to_string(p[0]) + ", " + std::to_string(p[1]) + ", " +
              std::to_string(p[2]) + ")";
     };
@@ -184,8 +222,19 @@ class SyncCore::Host final : public Service {
 
 // ---- SyncCore ------------------------------------------------------------------------------
 
-SyncCore::SyncCore(const Communicator& comm, std::string name, std::unique_ptr<SyncMachine> machine)
-    : name_(std::move(name)), comm_(comm.duplicate(name_)), machine_(std::move(machine)) {
+namespace {
+// The object's communicator, once every rank has been seen to create the same kind of object.
+Communicator checked_duplicate(const Communicator& comm, const std::string& name, bool checked) {
+  if (!checked) (void)gather_creation(comm, name, {});
+  return comm.duplicate(name);
+}
+}  // namespace
+
+SyncCore::SyncCore(const Communicator& comm, std::string name, std::unique_ptr<SyncMachine> machine,
+                   bool checked)
+    : name_(std::move(name)),
+      comm_(checked_duplicate(comm, name_, checked)),
+      machine_(std::move(machine)) {
   segment_ = SharedSegment::create(comm_, guard_bytes + machine_->state_bytes(), name_);
   if (segment_) {
     if (comm_.rank() == 0) machine_->init(state());

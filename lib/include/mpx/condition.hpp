@@ -84,30 +84,33 @@ class Condition {
   /// lock.
   void notify_all();
 
+  // The lock's own errors name the lock ("RLock#4.release: ..."); on a moved-from condition
+  // these calls throw UsageError naming the condition.
   /// Lockable: takes the condition's lock (remote).
-  void lock() { lock_->lock(); }
+  void lock() { checked_lock("lock").lock(); }
   /// Lockable: releases the condition's lock (remote).
-  void unlock() { lock_->unlock(); }
+  void unlock() { checked_lock("unlock").unlock(); }
   /// Lockable: tries to take the condition's lock (remote).
-  bool try_lock() { return lock_->try_lock(); }
+  bool try_lock() { return checked_lock("try_lock").try_lock(); }
   /// Python's acquire(): the condition's lock (remote).
-  bool acquire() { return lock_->acquire(); }
+  bool acquire() { return checked_lock("acquire").acquire(); }
   /// Python's acquire(blocking) on the condition's lock (remote).
-  bool acquire(bool blocking) { return lock_->acquire(blocking); }
+  bool acquire(bool blocking) { return checked_lock("acquire").acquire(blocking); }
   /// Python's acquire(blocking, timeout) on the condition's lock (remote).
   template <class Rep, class Period>
   bool acquire(bool blocking, std::chrono::duration<Rep, Period> timeout) {
-    return lock_->acquire(blocking, timeout);
+    return checked_lock("acquire").acquire(blocking, timeout);
   }
   /// Python's release(): the condition's lock (remote).
-  void release() { lock_->release(); }
+  void release() { checked_lock("release").release(); }
   /// The lock the condition is bound to (local).
-  [[nodiscard]] detail::LockBase& get_lock() noexcept { return *lock_; }
+  [[nodiscard]] detail::LockBase& get_lock() { return checked_lock("get_lock"); }
   /// "Condition#N" (local).
   [[nodiscard]] const std::string& name() const noexcept;
 
  private:
   void require_lock(std::string_view operation) const;
+  [[nodiscard]] detail::LockBase& checked_lock(std::string_view operation) const;
   std::unique_ptr<RLock> own_lock_;
   detail::LockBase* lock_ = nullptr;
   std::unique_ptr<detail::SyncCore> core_;

@@ -86,6 +86,8 @@ class DictCore {
   [[nodiscard]] const std::string& name() const noexcept { return name_; }
   [[nodiscard]] const Communicator& comm() const noexcept { return *comm_; }
   [[noreturn]] void missing(std::string_view operation, std::string_view key_text) const;
+  /// Throws UsageError "<kind>(moved-from).<operation>: ..." (a call on a moved-from object).
+  [[noreturn]] static void moved_from(std::string_view kind, std::string_view operation);
 
  private:
   std::string name_;
@@ -159,12 +161,7 @@ class Dict {
   explicit Dict(const Communicator& comm = Communicator::world()) : Dict("Dict", comm) {}
 
   /// The value under `key`, or nothing (remote). Python: d.get(key).
-  [[nodiscard]] std::optional<V> get(const K& key) const {
-    const auto reply = core().call(detail::dict_request(detail::DictOp::get, key), "get");
-    const auto p = reply.payload();
-    if (p.empty() || p[0] == 0) return std::nullopt;
-    return detail::dict_decode<V>(p.subspan(1));
-  }
+  [[nodiscard]] std::optional<V> get(const K& key) const { return get_impl(key, "get"); }
   /// The value under `key`, or `fallback` (remote). Python: d.get(key, fallback).
   [[nodiscard]] V get(const K& key, V fallback) const {
     auto v = get(key);
@@ -172,20 +169,21 @@ class Dict {
   }
   /// The value under `key`; throws mpx::KeyError if there is none (remote). Python: d[key].
   [[nodiscard]] V at(const K& key) const {
-    auto v = get(key);
-    if (!v) core().missing("at", detail::key_text(key));
+    auto v = get_impl(key, "at");
+    if (!v) core("at").missing("at", detail::key_text(key));
     return std::move(*v);
   }
   /// Stores `value` under `key` (remote). Python: d[key] = value.
   void set(const K& key, const V& value) {
-    (void)core().call(detail::dict_request(detail::DictOp::set, std::pair<K, V>(key, value)),
-                      "set");
+    (void)core("set").call(detail::dict_request(detail::DictOp::set, std::pair<K, V>(key, value)),
+                           "set");
   }
   /// A handle that reads (at) or writes (set) `key` (local; using it is remote).
   DictItem<K, V> operator[](const K& key) { return DictItem<K, V>(this, key); }
   /// True if `key` is present (remote). Python: key in d.
   [[nodiscard]] bool contains(const K& key) const {
-    const auto reply = core().call(detail::dict_request(detail::DictOp::contains, key), "contains");
+    const auto reply =
+        core("contains").call(detail::dict_request(detail::DictOp::contains, key), "contains");
     return !reply.payload().empty() && reply.payload()[0] != 0;
   }
   /// Removes `key`; returns whether it was present (remote). Python: del d[key].
@@ -196,41 +194,48 @@ class Dict {
   /// atomic step (remote). Python: d.setdefault(key, value).
   V setdefault(const K& key, const V& value) {
     const auto reply =
-        core().call(detail::dict_request(detail::DictOp::setdefault, std::pair<K, V>(key, value)),
-                    "setdefault");
+        core("setdefault")
+            .call(detail::dict_request(detail::DictOp::setdefault, std::pair<K, V>(key, value)),
+                  "setdefault");
     return detail::dict_decode<V>(reply.payload());
   }
   /// Stores every entry of `entries`, in one atomic step (remote). Python: d.update(entries).
   void update(const std::map<K, V>& entries) {
-    (void)core().call(detail::dict_request(detail::DictOp::update, entries), "update");
+    (void)core("update").call(detail::dict_request(detail::DictOp::update, entries), "update");
   }
   /// A consistent copy of every entry, ordered by key (remote). Python: dict(d), d.items().
   [[nodiscard]] std::map<K, V> items() const {
-    const auto reply = core().call(detail::dict_request(detail::DictOp::items), "items");
+    const auto reply = core("items").call(detail::dict_request(detail::DictOp::items), "items");
     return detail::dict_decode<std::map<K, V>>(reply.payload());
   }
   /// Every key, in order (remote). Python: list(d.keys()).
   [[nodiscard]] std::vector<K> keys() const {
-    const auto reply = core().call(detail::dict_request(detail::DictOp::keys), "keys");
+    const auto reply = core("keys").call(detail::dict_request(detail::DictOp::keys), "keys");
     return detail::dict_decode<std::vector<K>>(reply.payload());
   }
   /// Number of entries (remote). Python: len(d).
   [[nodiscard]] std::size_t size() const {
-    const auto reply = core().call(detail::dict_request(detail::DictOp::size), "size");
+    const auto reply = core("size").call(detail::dict_request(detail::DictOp::size), "size");
     return detail::dict_decode<std::uint64_t>(reply.payload());
   }
   /// True when there are no entries (remote).
   [[nodiscard]] bool empty() const { return size() == 0; }
   /// Removes every entry (remote). Python: d.clear().
-  void clear() { (void)core().call(detail::dict_request(detail::DictOp::clear), "clear"); }
+  void clear() { (void)core("clear").call(detail::dict_request(detail::DictOp::clear), "clear"); }
 
-  /// "Dict#N", as used in error messages (local).
-  [[nodiscard]] const std::string& name() const noexcept { return core().name(); }
+  /// "Dict#N", as used in error messages, or "Dict(moved-from)" (local).
+  [[nodiscard]] const std::string& name() const noexcept {
+    static const std::string moved_dict = "Dict(moved-from)";
+    static const std::string moved_namespace = "Namespace(moved-from)";
+    if (state_) return state_->core->name();
+    return kind_ == "Namespace" ? moved_namespace : moved_dict;
+  }
 
  private:
   friend class Namespace;
 
-  Dict(std::string_view kind, const Communicator& comm) : state_(std::make_unique<State>()) {
+  Dict(std::string_view kind, const Communicator& comm)
+      : state_(std::make_unique<State>()), kind_(kind) {
     State* s = state_.get();
     state_->core = std::make_unique<detail::DictCore>(
         kind, detail::fingerprint_of<K>(), detail::fingerprint_of<V>(), detail::readable_name<K>(),
@@ -245,10 +250,24 @@ class Dict {
     std::unique_ptr<detail::DictCore> core;
   };
 
-  [[nodiscard]] detail::DictCore& core() const { return *state_->core; }
+  // Every call goes through core(operation): a moved-from Dict is a UsageError, not a crash.
+  [[nodiscard]] detail::DictCore& core(std::string_view operation) const {
+    if (!state_) [[unlikely]]
+      detail::DictCore::moved_from(kind_, operation);
+    return *state_->core;
+  }
+
+  std::optional<V> get_impl(const K& key, std::string_view operation) const {
+    const auto reply =
+        core(operation).call(detail::dict_request(detail::DictOp::get, key), operation);
+    const auto p = reply.payload();
+    if (p.empty() || p[0] == 0) return std::nullopt;
+    return detail::dict_decode<V>(p.subspan(1));
+  }
 
   std::optional<V> pop_impl(const K& key, std::string_view operation) {
-    const auto reply = core().call(detail::dict_request(detail::DictOp::pop, key), operation);
+    const auto reply =
+        core(operation).call(detail::dict_request(detail::DictOp::pop, key), operation);
     const auto p = reply.payload();
     if (p.empty() || p[0] == 0) return std::nullopt;
     return detail::dict_decode<V>(p.subspan(1));
@@ -315,6 +334,7 @@ class Dict {
   }
 
   std::unique_ptr<State> state_;
+  std::string_view kind_ = "Dict";  // "Dict" or "Namespace" (a literal: survives moves)
 };
 
 /// Python's Manager().Namespace(): named values of any sendable type, shared by every rank
@@ -345,7 +365,7 @@ class Namespace {
   template <class T>
   [[nodiscard]] T get(const std::string& name) const {
     auto e = entries_.get(name);
-    if (!e) entries_.core().missing("get", detail::key_text(name));
+    if (!e) entries_.core("get").missing("get", detail::key_text(name));
     if (e->first != detail::fingerprint_of<T>())
       detail::fail<TypeMismatch>(entries_.name(), "get",
                                  "'" + name + "' holds a " + detail::lookup_type_name(e->first) +

@@ -69,33 +69,27 @@ class List {
 
   /// Appends `value` at the end (remote). Python: l.append(value).
   void append(const T& value) {
-    (void)core().call(detail::dict_request(detail::ListOp::append, value), "append");
+    (void)core("append").call(detail::dict_request(detail::ListOp::append, value), "append");
   }
   /// Appends every element of `values`, in one atomic step (remote). Python: l.extend(values).
   void extend(const std::vector<T>& values) {
-    (void)core().call(detail::dict_request(detail::ListOp::extend, values), "extend");
+    (void)core("extend").call(detail::dict_request(detail::ListOp::extend, values), "extend");
   }
   /// Same from a braced list.
   void extend(std::initializer_list<T> values) { extend(std::vector<T>(values)); }
 
   /// Element `index`, or nothing when the list is shorter (remote).
-  [[nodiscard]] std::optional<T> get(std::size_t index) const {
-    const auto reply = core().call(
-        detail::dict_request(detail::ListOp::get, static_cast<std::uint64_t>(index)), "get");
-    const auto p = reply.payload();
-    if (p.empty() || p[0] == 0) return std::nullopt;
-    return detail::dict_decode<T>(p.subspan(1));
-  }
+  [[nodiscard]] std::optional<T> get(std::size_t index) const { return get_impl(index, "get"); }
   /// Element `index`; throws mpx::IndexError when the list is shorter (remote). Python: l[i].
   [[nodiscard]] T at(std::size_t index) const {
-    auto v = get(index);
+    auto v = get_impl(index, "at");
     if (!v) out_of_range("at", index);
     return std::move(*v);
   }
   /// Replaces element `index`; throws mpx::IndexError when the list is shorter (remote).
   /// Python: l[i] = value.
   void set(std::size_t index, const T& value) {
-    const auto reply = core().call(
+    const auto reply = core("set").call(
         detail::dict_request(detail::ListOp::set,
                              std::pair<std::uint64_t, T>(static_cast<std::uint64_t>(index), value)),
         "set");
@@ -111,21 +105,24 @@ class List {
   }
   /// Number of elements (remote). Python: len(l).
   [[nodiscard]] std::size_t size() const {
-    const auto reply = core().call(detail::dict_request(detail::ListOp::size), "size");
+    const auto reply = core("size").call(detail::dict_request(detail::ListOp::size), "size");
     return detail::dict_decode<std::uint64_t>(reply.payload());
   }
   /// True when the list is empty (remote).
   [[nodiscard]] bool empty() const { return size() == 0; }
   /// A consistent copy of every element (remote). Python: list(l), print(l).
   [[nodiscard]] std::vector<T> values() const {
-    const auto reply = core().call(detail::dict_request(detail::ListOp::values), "values");
+    const auto reply = core("values").call(detail::dict_request(detail::ListOp::values), "values");
     return detail::dict_decode<std::vector<T>>(reply.payload());
   }
   /// Removes every element (remote). Python: l.clear() / del l[:].
-  void clear() { (void)core().call(detail::dict_request(detail::ListOp::clear), "clear"); }
+  void clear() { (void)core("clear").call(detail::dict_request(detail::ListOp::clear), "clear"); }
 
-  /// "List#N", as used in error messages (local).
-  [[nodiscard]] const std::string& name() const noexcept { return core().name(); }
+  /// "List#N", as used in error messages, or "List(moved-from)" (local).
+  [[nodiscard]] const std::string& name() const noexcept {
+    static const std::string moved = "List(moved-from)";
+    return state_ ? state_->core->name() : moved;
+  }
 
  private:
   struct State {
@@ -133,7 +130,20 @@ class List {
     std::unique_ptr<detail::DictCore> core;
   };
 
-  [[nodiscard]] detail::DictCore& core() const { return *state_->core; }
+  // Every call goes through core(operation): a moved-from List is a UsageError, not a crash.
+  [[nodiscard]] detail::DictCore& core(std::string_view operation) const {
+    if (!state_) [[unlikely]]
+      detail::DictCore::moved_from("List", operation);
+    return *state_->core;
+  }
+
+  std::optional<T> get_impl(std::size_t index, std::string_view operation) const {
+    const auto reply = core(operation).call(
+        detail::dict_request(detail::ListOp::get, static_cast<std::uint64_t>(index)), operation);
+    const auto p = reply.payload();
+    if (p.empty() || p[0] == 0) return std::nullopt;
+    return detail::dict_decode<T>(p.subspan(1));
+  }
 
   [[noreturn]] void out_of_range(std::string_view operation, std::size_t index) const {
     detail::fail<IndexError>(name(), operation,
@@ -143,7 +153,8 @@ class List {
   }
 
   std::optional<T> pop_at(std::uint64_t index, std::string_view operation) {
-    const auto reply = core().call(detail::dict_request(detail::ListOp::pop, index), operation);
+    const auto reply =
+        core(operation).call(detail::dict_request(detail::ListOp::pop, index), operation);
     const auto p = reply.payload();
     if (p.empty() || p[0] == 0) return std::nullopt;
     return detail::dict_decode<T>(p.subspan(1));

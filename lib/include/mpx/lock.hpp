@@ -8,9 +8,9 @@
 //   if (lock.acquire(true, std::chrono::milliseconds(100))) { ...; lock.release(); }
 //
 // A lock is owned by one thread of one rank. Releasing a lock that the calling thread does
-// not hold throws mpx::UsageError naming the holder. Lock is not re-entrant: acquiring it
-// again on the thread that holds it throws (it would deadlock for ever); RLock counts
-// re-entries and must be released as often as it was acquired.
+// not hold throws mpx::UsageError naming the holder; so does every call on a moved-from lock. Lock
+// is not re-entrant: acquiring it again on the thread that holds it throws (it would deadlock for
+// ever); RLock counts re-entries and must be released as often as it was acquired.
 //
 // Both meet the C++ Lockable and TimedLockable requirements (lock, unlock, try_lock,
 // try_lock_for, try_lock_until), so std::lock_guard, std::unique_lock and std::scoped_lock

@@ -161,12 +161,14 @@ class SharedStore {
  public:
   SharedStore(std::string_view kind, std::size_t count, const T* init, const Communicator& comm,
               SharedOptions options)
-      : cells_(std::make_unique<SharedCells>(kind, cell_type(), count, init, comm, options)) {}
+      : cells_(std::make_unique<SharedCells>(kind, cell_type(), count, init, comm, options)),
+        is_value_(kind == "Value") {}
 
-  [[nodiscard]] std::size_t count() const noexcept { return cells_->count(); }
+  /// Number of elements (0 once moved from).
+  [[nodiscard]] std::size_t count() const noexcept { return cells_ ? cells_->count() : 0; }
 
   T load(std::size_t i) const {
-    if (std::byte* d = cells_->data()) {
+    if (std::byte* d = cells("load").data()) {
       T* p = reinterpret_cast<T*>(d) + i;
       if constexpr (process_atomic<T>()) {
         return std::atomic_ref<T>(*p).load();
@@ -182,7 +184,7 @@ class SharedStore {
   }
 
   void store(std::size_t i, const T& v) {
-    if (std::byte* d = cells_->data()) {
+    if (std::byte* d = cells("store").data()) {
       T* p = reinterpret_cast<T*>(d) + i;
       if constexpr (process_atomic<T>()) {
         std::atomic_ref<T>(*p).store(v);
@@ -195,7 +197,7 @@ class SharedStore {
   }
 
   T fetch_add(std::size_t i, T delta) {
-    if (std::byte* d = cells_->data())
+    if (std::byte* d = cells("fetch_add").data())
       return std::atomic_ref<T>(reinterpret_cast<T*>(d)[i]).fetch_add(delta);
     T old;
     cells_->fetch_add(i, &delta, &old);
@@ -203,7 +205,7 @@ class SharedStore {
   }
 
   T exchange(std::size_t i, T desired) {
-    if (std::byte* d = cells_->data())
+    if (std::byte* d = cells("exchange").data())
       return std::atomic_ref<T>(reinterpret_cast<T*>(d)[i]).exchange(desired);
     T old;
     cells_->exchange(i, &desired, &old);
@@ -211,7 +213,7 @@ class SharedStore {
   }
 
   bool compare_exchange(std::size_t i, T& expected, T desired) {
-    if (std::byte* d = cells_->data())
+    if (std::byte* d = cells("compare_exchange").data())
       return std::atomic_ref<T>(reinterpret_cast<T*>(d)[i])
           .compare_exchange_strong(expected, desired);
     return cells_->compare_exchange(i, &expected, &desired);
@@ -219,7 +221,7 @@ class SharedStore {
 
   std::vector<T> slice(std::size_t begin, std::size_t end) const {
     std::vector<T> out(end - begin);
-    if (cells_->data()) {
+    if (cells("slice").data()) {
       for (std::size_t k = begin; k < end; ++k) out[k - begin] = load(k);
     } else if (!out.empty()) {
       cells_->load(begin, out.size(), out.data());
@@ -228,14 +230,27 @@ class SharedStore {
   }
 
   void assign(std::size_t begin, std::span<const T> values) {
-    if (cells_->data()) {
+    if (cells("assign").data()) {
       for (std::size_t k = 0; k < values.size(); ++k) store(begin + k, values[k]);
     } else if (!values.empty()) {
       cells_->store(begin, values.size(), values.data());
     }
   }
 
-  [[nodiscard]] SharedCells& cells() const noexcept { return *cells_; }
+  /// The cells, for `operation`; UsageError once moved from.
+  [[nodiscard]] SharedCells& cells(std::string_view operation) const {
+    if (!cells_) [[unlikely]]
+      moved_from(operation);
+    return *cells_;
+  }
+  /// "Value#N" / "Array#N", or "Value(moved-from)" (local).
+  [[nodiscard]] const std::string& name() const noexcept {
+    static const std::string moved_value = "Value(moved-from)";
+    static const std::string moved_array = "Array(moved-from)";
+    return cells_ ? cells_->name() : is_value_ ? moved_value : moved_array;
+  }
+  /// True when the elements are in node-shared memory (false once moved from).
+  [[nodiscard]] bool shared() const noexcept { return cells_ && cells_->data(); }
 
  private:
   static CellType cell_type() {
@@ -247,7 +262,13 @@ class SharedStore {
     if constexpr (addable<T>()) t.add = &add_in_place<T>;
     return t;
   }
+  [[noreturn]] void moved_from(std::string_view operation) const {
+    fail(name(), operation,
+         std::string("this ") + (is_value_ ? "value" : "array") +
+             " was moved from; use the object it was moved to");
+  }
   std::unique_ptr<SharedCells> cells_;
+  bool is_value_ = true;
 };
 
 }  // namespace detail
@@ -307,14 +328,12 @@ class Value {
   /// The Lock that guards the value for multi-step updates (Python: v.get_lock()). It is a
   /// BasicLockable mpx::Lock: std::lock_guard g(v.get_lock()); (local to get; acquiring it is
   /// remote). UsageError if the value was created with SharedOptions{.lock = false}.
-  Lock& get_lock() { return store_.cells().lock("get_lock"); }
+  Lock& get_lock() { return store_.cells("get_lock").lock("get_lock"); }
 
   /// True when the value lives in node-shared memory (local).
-  [[nodiscard]] bool uses_shared_memory() const noexcept {
-    return store_.cells().data() != nullptr;
-  }
+  [[nodiscard]] bool uses_shared_memory() const noexcept { return store_.shared(); }
   /// "Value#N", as used in error messages (local).
-  [[nodiscard]] const std::string& name() const noexcept { return store_.cells().name(); }
+  [[nodiscard]] const std::string& name() const noexcept { return store_.name(); }
 
  private:
   detail::SharedStore<T> store_;
@@ -384,17 +403,17 @@ class Array {
 
   /// Element `i` (local on one node; remote otherwise).
   [[nodiscard]] T load(std::size_t i) const {
-    store_.cells().check_index(i, "load");
+    store_.cells("load").check_index(i, "load");
     return store_.load(i);
   }
   /// Stores `v` into element `i`.
   void store(std::size_t i, const T& v) {
-    store_.cells().check_index(i, "store");
+    store_.cells("store").check_index(i, "store");
     store_.store(i, v);
   }
   /// A handle to element `i` that reads and writes it: arr[i] = x; T x = arr[i];
   ArrayElement<T> operator[](std::size_t i) {
-    store_.cells().check_index(i, "operator[]");
+    store_.cells("operator[]").check_index(i, "operator[]");
     return ArrayElement<T>(this, i);
   }
   /// Element `i` (read only).
@@ -402,12 +421,12 @@ class Array {
 
   /// Atomically adds `delta` to element `i`; returns its previous value.
   T fetch_add(std::size_t i, T delta) requires(detail::addable<T>()) {
-    store_.cells().check_index(i, "fetch_add");
+    store_.cells("fetch_add").check_index(i, "fetch_add");
     return store_.fetch_add(i, delta);
   }
   /// Atomically subtracts `delta` from element `i`; returns its previous value.
   T fetch_sub(std::size_t i, T delta) requires(detail::addable<T>()) {
-    store_.cells().check_index(i, "fetch_sub");
+    store_.cells("fetch_sub").check_index(i, "fetch_sub");
     return store_.fetch_add(i, static_cast<T>(-delta));
   }
   /// Atomically replaces element `i`; returns its previous value.
@@ -416,7 +435,7 @@ class Array {
         detail::process_atomic<T>(),
         "Array::exchange needs a lock-free element type (integers, floating types but long double, "
         "small plain structs); for other types hold get_lock() and use load()/store()");
-    store_.cells().check_index(i, "exchange");
+    store_.cells("exchange").check_index(i, "exchange");
     return store_.exchange(i, desired);
   }
   /// Compare-exchange of element `i` (see Value::compare_exchange).
@@ -425,20 +444,20 @@ class Array {
         detail::process_atomic<T>(),
         "Array::compare_exchange needs a lock-free element type (integers, floating types but long "
         "double, small plain structs); for other types hold get_lock() and use load()/store()");
-    store_.cells().check_index(i, "compare_exchange");
+    store_.cells("compare_exchange").check_index(i, "compare_exchange");
     return store_.compare_exchange(i, expected, desired);
   }
 
   /// Elements [begin, end) as a vector; slice() is Python's arr[:] (not atomic as a whole).
   [[nodiscard]] std::vector<T> slice(std::size_t begin = 0, std::size_t end = npos) const {
     if (end == npos) end = size();
-    store_.cells().check_range(begin, end, "slice");
+    store_.cells("slice").check_range(begin, end, "slice");
     return store_.slice(begin, end);
   }
   /// Writes `values` into elements begin, begin+1, ...: Python's arr[a:a+len(v)] = v
   /// (not atomic as a whole).
   void assign(std::size_t begin, std::span<const T> values) {
-    store_.cells().check_range(begin, begin + values.size(), "assign");
+    store_.cells("assign").check_range(begin, begin + values.size(), "assign");
     store_.assign(begin, values);
   }
   /// Same from a braced list.
@@ -457,13 +476,11 @@ class Array {
   void assign(const std::vector<T>& values) { assign(std::span<const T>(values)); }
 
   /// The Lock guarding the array for multi-element updates (Python: arr.get_lock()).
-  Lock& get_lock() { return store_.cells().lock("get_lock"); }
+  Lock& get_lock() { return store_.cells("get_lock").lock("get_lock"); }
   /// True when the array lives in node-shared memory (local).
-  [[nodiscard]] bool uses_shared_memory() const noexcept {
-    return store_.cells().data() != nullptr;
-  }
+  [[nodiscard]] bool uses_shared_memory() const noexcept { return store_.shared(); }
   /// "Array#N" (local).
-  [[nodiscard]] const std::string& name() const noexcept { return store_.cells().name(); }
+  [[nodiscard]] const std::string& name() const noexcept { return store_.name(); }
 
   /// "Up to the end" for slice().
   static constexpr std::size_t npos = static_cast<std::size_t>(-1);

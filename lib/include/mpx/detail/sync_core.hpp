@@ -21,6 +21,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "mpx/communicator.hpp"
 #include "mpx/detail/shared_segment.hpp"
@@ -100,9 +101,12 @@ std::string describe_token(std::uint64_t token);
 /// Where and how a primitive's state lives, and the one way to operate on it.
 class SyncCore {
  public:
-  /// Collective over `comm`: duplicates it as `name`, puts the state in shared memory when
+  /// Collective over `comm`: checks that every rank creates the same kind of object (the
+  /// part of `name` before '#'; skipped when `checked`, because the caller already ran
+  /// check_same_everywhere), duplicates `comm` as `name`, puts the state in shared memory when
   /// every rank is on one node (and MPX_NO_SHARED_MEMORY is unset), else on rank 0.
-  SyncCore(const Communicator& comm, std::string name, std::unique_ptr<SyncMachine> machine);
+  SyncCore(const Communicator& comm, std::string name, std::unique_ptr<SyncMachine> machine,
+           bool checked = false);
   /// Local on one node; on the host path waits (serving) until every rank has reached its
   /// destructor, so no rank is left waiting for a host that is gone.
   ~SyncCore();
@@ -142,7 +146,18 @@ class SyncCore {
 /// Per-type object counter: "Lock#1", "Lock#2", ... (every rank creates objects in order).
 std::string next_object_name(std::string_view type);
 
-/// Collective: throws UsageError on every rank unless every rank passed the same `values`.
+/// Collective over `comm`, the first step of creating an object named `object` ("Lock#3"):
+/// gathers every rank's creation parameters. Throws UsageError on every rank together unless
+/// every rank creates the same kind of object (the part of the name before '#') with the same
+/// number of parameters; throws UsageError on this rank alone if `comm` is null (this rank is
+/// not a member). The caller compares the parameters (every rank sees the same table, so every
+/// rank decides the same). Used by every object of lock.hpp ... list.hpp.
+std::vector<std::vector<std::int64_t>> gather_creation(const Communicator& comm,
+                                                       std::string_view object,
+                                                       const std::vector<std::int64_t>& params);
+
+/// Collective: gather_creation, then throws UsageError on every rank unless every rank passed
+/// the same `values`.
 void check_same_everywhere(const Communicator& comm, std::string_view object, std::string_view what,
                            std::int64_t v0, std::int64_t v1 = 0, std::int64_t v2 = 0);
 
