@@ -54,6 +54,15 @@ bool register_type_name(int fingerprint, std::string_view name) noexcept {
   return true;
 }
 
+// Every fingerprint this program registered (the types it sends or receives).
+std::vector<int> known_fingerprints() {
+  std::lock_guard lock(registry_mutex());
+  std::vector<int> out;
+  out.reserve(registry().size());
+  for (const auto& entry : registry()) out.push_back(entry.first);
+  return out;
+}
+
 std::string lookup_type_name(int fingerprint) {
   std::lock_guard lock(registry_mutex());
   const auto& names = registry();
@@ -97,8 +106,10 @@ void sweep_orphans() noexcept {
   }
 }
 
-void throw_invalid_future() {
-  throw UsageError(where("Future", "get") +
+void throw_invalid_future() { throw_invalid_future("get"); }
+
+void throw_invalid_future(const char* operation) {
+  throw UsageError(where("Future", operation) +
                    "this future holds no operation (its result was already taken, or it was "
                    "moved from or default-constructed)");
 }
@@ -152,6 +163,19 @@ MPI_Op make_user_op(MPI_User_function* fn) {
 
 // ---- Communicator --------------------------------------------------------------------------
 
+namespace {
+// A rank that passed a negative colour to split() holds a null communicator: it takes part
+// in nothing, and MPI would fail (or abort) on the null handle.
+void require_member(MPI_Comm comm, const std::string& name, std::string_view op) {
+  if (comm != MPI_COMM_NULL) return;
+  detail::fail(name, op,
+               "this rank is not a member of " + name +
+                   " (it passed a negative colour to split(), which gave it a null "
+                   "communicator); call " + std::string(op) + " only on the ranks of the group "
+                   "(check is_null() first)");
+}
+}  // namespace
+
 Communicator::Communicator(MPI_Comm comm, std::string name, bool owned)
     : comm_(comm), name_(std::move(name)), owned_(owned) {
   if (comm_ == MPI_COMM_NULL) {  // split() with a negative colour: this rank is in no group
@@ -186,6 +210,7 @@ Communicator::~Communicator() {
 }
 
 Communicator Communicator::duplicate(std::string name) const {
+  require_member(comm_, name_, "duplicate");
   MPI_Comm dup = MPI_COMM_NULL;
   MPI_Request request = MPI_REQUEST_NULL;
   MPX_CHECK_MPI(MPI_Comm_idup(comm_, &dup, &request), name, "create");
@@ -195,6 +220,7 @@ Communicator Communicator::duplicate(std::string name) const {
 }
 
 Communicator Communicator::split(int color, int key, std::string name) const {
+  require_member(comm_, name_, "split");
   MPI_Comm out = MPI_COMM_NULL;
   MPX_CHECK_MPI(MPI_Comm_split(comm_, color < 0 ? MPI_UNDEFINED : color, key, &out), name_, "split");
   if (out == MPI_COMM_NULL) return Communicator(MPI_COMM_NULL, std::move(name), false);
@@ -203,6 +229,7 @@ Communicator Communicator::split(int color, int key, std::string name) const {
 }
 
 void Communicator::check_rank(int rank, std::string_view operation, bool allow_any) const {
+  require_member(comm_, name_, operation);
   if (allow_any && rank == any_source) return;
   if (rank >= 0 && rank < size_) return;
   detail::fail(name_, operation,
@@ -278,7 +305,19 @@ void Communicator::check_pending_type(int source, int user_tag, int fingerprint,
   int found = 0;
   MPI_Status st{};
   MPX_CHECK_MPI(MPI_Iprobe(source, MPI_ANY_TAG, comm_, &found, &st), name_, operation);
-  if (!found || detail::user_tag_of(st.MPI_TAG) != user_tag) return;
+  if (!found) return;
+  if (detail::user_tag_of(st.MPI_TAG) != user_tag) {
+    // The next message has another tag and may hide one with this tag but another type (the
+    // receive would then wait for ever): look for that by every type this program uses.
+    found = 0;
+    for (const int fp : detail::known_fingerprints()) {
+      if (fp == fingerprint) continue;
+      MPX_CHECK_MPI(MPI_Iprobe(source, detail::wire_tag(user_tag, fp), comm_, &found, &st), name_,
+                    operation);
+      if (found) break;
+    }
+    if (!found) return;
+  }
   const int got = detail::fingerprint_of_tag(st.MPI_TAG);
   if (got == fingerprint) return;
   detail::fail<TypeMismatch>(
@@ -287,6 +326,18 @@ void Communicator::check_pending_type(int source, int user_tag, int fingerprint,
           std::to_string(st.MPI_SOURCE) + " with tag " + std::to_string(user_tag) +
           " was sent as " + detail::lookup_type_name(got) +
           "; receive it with the type it was sent as (the message is still there)");
+}
+
+void Communicator::recv_into_failed(int code, const MPI_Status& status, std::size_t room) const {
+  int error_class = 0;
+  MPI_Error_class(code, &error_class);
+  if (error_class == MPI_ERR_TRUNCATE)
+    detail::fail(name_, "recv_into",
+                 "the message from rank " + std::to_string(status.MPI_SOURCE) +
+                     " does not fit in the buffer of " + std::to_string(room) +
+                     " bytes; MPI truncated it, so it is lost. Give recv_into a buffer as large as "
+                     "the largest message (probe() tells its size first), or use recv<std::vector<E>>()");
+  detail::throw_mpi_error(code, "MPI_Test", name_, "recv_into");
 }
 
 Status Communicator::probe(int source, int tag) const {
@@ -316,6 +367,7 @@ std::optional<Status> Communicator::iprobe(int source, int tag) const {
 }
 
 void Communicator::barrier() const {
+  require_member(comm_, name_, "barrier");
   MPI_Request request = MPI_REQUEST_NULL;
   MPX_CHECK_MPI(MPI_Ibarrier(comm_, &request), name_, "barrier");
   wait(request, "barrier");
@@ -328,14 +380,25 @@ void Communicator::bcast_bytes(void* data, std::size_t bytes, int root, std::str
   wait(request, op, root);
 }
 
-std::vector<int> Communicator::gather_counts(int count, int root, bool all, std::string_view op) const {
-  std::vector<int> counts(all || rank_ == root ? static_cast<std::size_t>(size_) : 0);
+std::vector<int> Communicator::gather_counts(int count, int fingerprint, int root, bool all,
+                                             std::string_view op, std::vector<int>& fingerprints) const {
+  require_member(comm_, name_, op);
+  // Each rank's count travels with the fingerprint of its type, in the same message.
+  const std::size_t n = all || rank_ == root ? static_cast<std::size_t>(size_) : 0;
+  const int mine[2] = {count, fingerprint};
+  std::vector<int> pairs(2 * n);
   MPI_Request request = MPI_REQUEST_NULL;
   if (all)
-    MPX_CHECK_MPI(MPI_Iallgather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, comm_, &request), name_, op);
+    MPX_CHECK_MPI(MPI_Iallgather(mine, 2, MPI_INT, pairs.data(), 2, MPI_INT, comm_, &request), name_, op);
   else
-    MPX_CHECK_MPI(MPI_Igather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, root, comm_, &request), name_, op);
+    MPX_CHECK_MPI(MPI_Igather(mine, 2, MPI_INT, pairs.data(), 2, MPI_INT, root, comm_, &request), name_, op);
   wait(request, op, all ? -1 : root);
+  std::vector<int> counts(n);
+  fingerprints.resize(n);
+  for (std::size_t r = 0; r < n; ++r) {
+    counts[r] = pairs[2 * r];
+    fingerprints[r] = pairs[2 * r + 1];
+  }
   return counts;
 }
 
@@ -360,10 +423,12 @@ int checked_int(std::size_t n, std::string_view name, std::string_view op) {
 }
 }  // namespace
 
-std::vector<char> Communicator::gatherv_bytes(std::span<const char> mine, int root, bool all,
-                                              std::vector<int>& counts, std::string_view op) const {
+std::vector<char> Communicator::gatherv_bytes(std::span<const char> mine, int fingerprint, int root,
+                                              bool all, std::vector<int>& counts,
+                                              std::string_view op) const {
   const int n = checked_int(mine.size(), name_, op);
-  counts = gather_counts(n, root, all, op);
+  std::vector<int> fingerprints;
+  counts = gather_counts(n, fingerprint, root, all, op, fingerprints);
   std::vector<char> out;
   std::vector<int> displs;
   if (all || rank_ == root) {
@@ -380,6 +445,17 @@ std::vector<char> Communicator::gatherv_bytes(std::span<const char> mine, int ro
                                MPI_BYTE, root, comm_, &request),
                   name_, op);
   wait(request, op, all ? -1 : root);
+  // Checked once the collective is complete, so no rank is left waiting in it. Every rank
+  // that reads the values (all of them, or the root) sees the same disagreement and throws.
+  for (std::size_t r = 0; r < fingerprints.size(); ++r) {
+    if (fingerprints[r] == fingerprint) continue;
+    detail::fail<TypeMismatch>(
+        name_, op,
+        "rank " + std::to_string(r) + " passed " + detail::lookup_type_name(fingerprints[r]) +
+            " but this rank passed " + detail::lookup_type_name(fingerprint) +
+            "; every rank must pass the same type here (do all ranks run the same program and "
+            "create the same objects in the same order?)");
+  }
   return out;
 }
 
@@ -390,6 +466,11 @@ std::vector<char> Communicator::scatterv_bytes(std::span<const char> all, std::s
   MPX_CHECK_MPI(MPI_Iscatter(counts.data(), 1, MPI_INT, &mine, 1, MPI_INT, root, comm_, &request),
                 name_, op);
   wait(request, op, root);
+  if (mine < 0)  // fail_scatter_at_root: root's arguments were bad, and root throws too
+    detail::fail(name_, op,
+                 "the root (rank " + std::to_string(root) +
+                     ") passed invalid arguments and threw UsageError there (its message says "
+                     "which); nothing was scattered");
   std::vector<int> displs;
   if (rank_ == root) displs = displacements(std::vector<int>(counts.begin(), counts.end()), name_, op);
   std::vector<char> out(static_cast<std::size_t>(mine));
@@ -400,8 +481,37 @@ std::vector<char> Communicator::scatterv_bytes(std::span<const char> all, std::s
   return out;
 }
 
+void Communicator::fail_scatter_at_root(int root, std::string_view op,
+                                        const std::string& message) const {
+  // The others already wait in the scatter of the counts: give each a count of -1, which
+  // scatterv_bytes turns into a UsageError, so every rank fails together.
+  const std::vector<int> counts(static_cast<std::size_t>(size_), -1);
+  int mine = 0;
+  MPI_Request request = MPI_REQUEST_NULL;
+  MPX_CHECK_MPI(MPI_Iscatter(counts.data(), 1, MPI_INT, &mine, 1, MPI_INT, root, comm_, &request),
+                name_, op);
+  wait(request, op, root);
+  detail::fail(name_, op, message);
+}
+
+std::size_t Communicator::agree_on_length(std::size_t n, std::string_view op) const {
+  // One allreduce of (n, -n) with MAX gives the longest and the shortest range: every rank
+  // sees a disagreement, so every rank throws instead of some waiting in the reduction.
+  const auto mine = static_cast<long long>(n);
+  long long in[2] = {mine, -mine};
+  long long out[2] = {0, 0};
+  reduce_raw(in, out, 2, MPI_LONG_LONG, MPI_MAX, 0, true, op);
+  if (out[0] != -out[1])
+    detail::fail(name_, op,
+                 "ranks passed ranges of different lengths (from " + std::to_string(-out[1]) +
+                     " to " + std::to_string(out[0]) + " elements; this rank passed " +
+                     std::to_string(n) + "); every rank must pass as many elements");
+  return n;
+}
+
 void Communicator::reduce_raw(const void* in, void* out, int count, MPI_Datatype type, MPI_Op op,
                               int root, bool all, std::string_view operation) const {
+  require_member(comm_, name_, operation);
   MPI_Request request = MPI_REQUEST_NULL;
   if (all)
     MPX_CHECK_MPI(MPI_Iallreduce(in, out, count, type, op, comm_, &request), name_, operation);

@@ -26,6 +26,7 @@
 #include <concepts>
 #include <cstdint>
 #include <cstring>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -371,6 +372,9 @@ class Communicator {
   /// Starts sending raw bytes with a composed wire tag (local).
   [[nodiscard]] MPI_Request isend_bytes(const void* data, std::size_t bytes, int dest,
                                         int wire_tag, std::string_view operation) const;
+  /// Throws UsageError for a message too large for recv_into's buffer (MPI_ERR_TRUNCATE),
+  /// MpiError for any other failure.
+  [[noreturn]] void recv_into_failed(int code, const MPI_Status& status, std::size_t room) const;
   /// Throws TypeMismatch if the next message from `source` with `user_tag` carries a
   /// fingerprint other than `fingerprint` (local).
   void check_pending_type(int source, int user_tag, int fingerprint, std::string_view expected,
@@ -379,15 +383,26 @@ class Communicator {
  private:
   Communicator(MPI_Comm comm, std::string name, bool owned);
   void bcast_bytes(void* data, std::size_t bytes, int root, std::string_view op) const;
-  std::vector<int> gather_counts(int count, int root, bool all, std::string_view op) const;
-  std::vector<char> gatherv_bytes(std::span<const char> mine, int root, bool all,
+  std::vector<int> gather_counts(int count, int fingerprint, int root, bool all, std::string_view op,
+                                 std::vector<int>& fingerprints) const;
+  /// Gathers every rank's bytes; `fingerprint` is the type of the values: a rank that passed
+  /// another type makes every rank that reads the values throw TypeMismatch.
+  std::vector<char> gatherv_bytes(std::span<const char> mine, int fingerprint, int root, bool all,
                                   std::vector<int>& counts, std::string_view op) const;
   std::vector<char> scatterv_bytes(std::span<const char> all, std::span<const int> counts,
                                    int root, std::string_view op) const;
   void reduce_raw(const void* in, void* out, int count, MPI_Datatype type, MPI_Op op, int root,
                   bool all, std::string_view operation) const;
   template <class T>
-  std::vector<T> decode_all(const std::vector<char>& bytes, const std::vector<int>& counts) const;
+  std::vector<T> decode_all(const std::vector<char>& bytes, const std::vector<int>& counts,
+                            std::string_view op) const;
+  /// Root only: tells the other ranks of a scatter that root's arguments were bad (they
+  /// throw UsageError too, instead of waiting for ever), then throws `message` (collective).
+  [[noreturn]] void fail_scatter_at_root(int root, std::string_view op,
+                                         const std::string& message) const;
+  /// Checks that every rank passed `n` elements; every rank throws UsageError if not
+  /// (collective).
+  std::size_t agree_on_length(std::size_t n, std::string_view op) const;
   template <class E, class Op>
   std::vector<std::remove_const_t<E>> reduce_elements(std::span<E> values, Op op, int root, bool all,
                                                       std::string_view operation) const;
@@ -407,10 +422,10 @@ class RecvOp final : public Op<T> {
   static constexpr WireKind kind = wire_kind<T>();
 
  public:
-  RecvOp(const Communicator& comm, int source, int tag)
+  RecvOp(const Communicator& comm, int source, int tag, std::string_view operation = "recv")
       : comm_(comm), source_(source), tag_(tag), fingerprint_(fingerprint_of<T>()) {
-    comm.check_rank(source, "recv", true);
-    comm.check_tag(tag, "recv", true);
+    comm.check_rank(source, operation, true);
+    comm.check_tag(tag, operation, true);
     if constexpr (kind == WireKind::raw) {
       if (tag != Communicator::any_tag) {
         MPX_CHECK_MPI(MPI_Irecv(&storage_, sizeof(T), MPI_BYTE, source,
@@ -425,6 +440,7 @@ class RecvOp final : public Op<T> {
   RecvOp& operator=(const RecvOp&) = delete;
 
   bool progress() override {
+    if (error_) std::rethrow_exception(error_);  // a wrong-type message stays an error
     if (state_ == State::done) return true;
     if (state_ == State::probing) {
       MPI_Message message;
@@ -541,6 +557,7 @@ class RecvOp final : public Op<T> {
         if (!cancelled) return;
       }
       state_ = State::done;
+      error_ = std::current_exception();  // the withdrawn receive has no value to take
       throw;
     }
   }
@@ -562,6 +579,7 @@ class RecvOp final : public Op<T> {
   MPI_Request request_ = MPI_REQUEST_NULL;
   MPI_Status status_{};
   unsigned polls_ = 0;
+  std::exception_ptr error_;
   struct Empty {};
   alignas(T) std::conditional_t<kind == WireKind::raw, unsigned char[sizeof(T)], Empty> storage_{};
   std::conditional_t<kind == WireKind::sequence, T, Empty> value_{};
@@ -698,7 +716,8 @@ Status Communicator::recv_into(std::span<E> out, int source, int tag) const {
   detail::wait_until(
       [&] {
         int done = 0;
-        MPX_CHECK_MPI(MPI_Test(&request, &done, &st), name_, "recv_into");
+        if (const int rc = MPI_Test(&request, &done, &st); rc != MPI_SUCCESS)
+          recv_into_failed(rc, st, out.size_bytes());
         if (!done && (++polls & 7u) == 0) {
           try {
             check_pending_type(source, tag, fp, detail::readable_name<std::vector<E>>(), "recv_into");
@@ -727,7 +746,7 @@ Future<void> Communicator::isend(T value, int dest, int tag) const {
 
 template <class T>
 Future<T> Communicator::irecv(int source, int tag) const {
-  return Future<T>(std::make_unique<detail::RecvOp<T>>(*this, source, tag));
+  return Future<T>(std::make_unique<detail::RecvOp<T>>(*this, source, tag, "irecv"));
 }
 
 // ---- collectives --------------------------------------------------------------------------
@@ -755,13 +774,34 @@ T Communicator::bcast(T value, int root) const {
 
 template <class T>
 std::vector<T> Communicator::decode_all(const std::vector<char>& bytes,
-                                        const std::vector<int>& counts) const {
+                                        const std::vector<int>& counts, std::string_view op) const {
+  // A rank that passed another type (another program, or objects created in another order)
+  // must not be read as this one: raw values are checked by size, archives by loading them.
+  auto mismatch = [&](std::size_t r, const std::string& what) {
+    detail::fail<TypeMismatch>(name_, op,
+                               "rank " + std::to_string(r) + " " + what + "; every rank must pass "
+                               "the same type here (do all ranks run the same program and create "
+                               "the same objects in the same order?)");
+  };
   std::vector<T> out;
   out.reserve(counts.size());
   std::size_t offset = 0;
-  for (int c : counts) {
-    out.push_back(detail::decode<T>(std::span<const char>(bytes).subspan(offset, static_cast<std::size_t>(c))));
-    offset += static_cast<std::size_t>(c);
+  for (std::size_t r = 0; r < counts.size(); ++r) {
+    const auto c = static_cast<std::size_t>(counts[r]);
+    if constexpr (detail::wire_kind<T>() == detail::WireKind::raw) {
+      if (c != sizeof(T))
+        mismatch(r, "contributed " + std::to_string(c) + " bytes but a " + detail::readable_name<T>() +
+                        " has " + std::to_string(sizeof(T)));
+    }
+    try {
+      out.push_back(detail::decode<T>(std::span<const char>(bytes).subspan(offset, c)));
+    } catch (const Error&) {
+      throw;
+    } catch (const std::exception& e) {
+      mismatch(r, "contributed " + std::to_string(c) + " bytes that are not a " +
+                      detail::readable_name<T>() + " (" + e.what() + ")");
+    }
+    offset += c;
   }
   return out;
 }
@@ -770,9 +810,10 @@ template <class T>
 T Communicator::scatter(const std::vector<T>& values, int root) const {
   check_rank(root, "scatter");
   if (rank_ == root && values.size() != static_cast<std::size_t>(size_))
-    detail::fail(name_, "scatter",
-                 "needs exactly one value per rank (" + std::to_string(size_) + "), got " +
-                     std::to_string(values.size()) + "; use scatterv() to split a range into blocks");
+    fail_scatter_at_root(root, "scatter",
+                         "needs exactly one value per rank (" + std::to_string(size_) + "), got " +
+                             std::to_string(values.size()) +
+                             "; use scatterv() to split a range into blocks");
   std::vector<char> all;
   std::vector<int> counts;
   if (rank_ == root) {
@@ -807,17 +848,19 @@ std::vector<E> Communicator::scatterv(std::span<const E> values, std::span<const
   std::vector<int> byte_counts;
   if (rank_ == root) {
     if (counts.size() != static_cast<std::size_t>(size_))
-      detail::fail(name_, "scatterv", "needs one count per rank (" + std::to_string(size_) + "), got " +
-                                          std::to_string(counts.size()));
+      fail_scatter_at_root(root, "scatterv", "needs one count per rank (" + std::to_string(size_) +
+                                                 "), got " + std::to_string(counts.size()));
     std::size_t total = 0;
     for (int c : counts) {
-      if (c < 0) detail::fail(name_, "scatterv", "counts must not be negative (got " + std::to_string(c) + ")");
+      if (c < 0)
+        fail_scatter_at_root(root, "scatterv",
+                             "counts must not be negative (got " + std::to_string(c) + ")");
       total += static_cast<std::size_t>(c);
       byte_counts.push_back(static_cast<int>(static_cast<std::size_t>(c) * sizeof(E)));
     }
     if (total != values.size())
-      detail::fail(name_, "scatterv", "counts add up to " + std::to_string(total) + " but " +
-                                          std::to_string(values.size()) + " values were given");
+      fail_scatter_at_root(root, "scatterv", "counts add up to " + std::to_string(total) + " but " +
+                                                 std::to_string(values.size()) + " values were given");
   }
   const auto bytes = scatterv_bytes(
       {reinterpret_cast<const char*>(values.data()), values.size_bytes()}, byte_counts, root,
@@ -833,9 +876,9 @@ std::vector<T> Communicator::gather(const T& value, int root) const {
   std::vector<char> mine;
   detail::encode(mine, value);
   std::vector<int> counts;
-  auto all = gatherv_bytes(mine, root, false, counts, "gather");
+  auto all = gatherv_bytes(mine, detail::fingerprint_of<T>(), root, false, counts, "gather");
   if (rank_ != root) return {};
-  return decode_all<T>(all, counts);
+  return decode_all<T>(all, counts, "gather");
 }
 
 template <class E>
@@ -844,7 +887,8 @@ std::vector<E> Communicator::gatherv(std::span<const E> values, int root) const 
                                                "use gather() for serializable values");
   check_rank(root, "gatherv");
   std::vector<int> counts;
-  auto all = gatherv_bytes({reinterpret_cast<const char*>(values.data()), values.size_bytes()}, root,
+  auto all = gatherv_bytes({reinterpret_cast<const char*>(values.data()), values.size_bytes()},
+                           detail::fingerprint_of<std::vector<E>>(), root,
                            false, counts, "gatherv");
   std::vector<E> out(all.size() / sizeof(E));
   if (!all.empty()) std::memcpy(static_cast<void*>(out.data()), all.data(), all.size());
@@ -856,8 +900,8 @@ std::vector<T> Communicator::allgather(const T& value) const {
   std::vector<char> mine;
   detail::encode(mine, value);
   std::vector<int> counts;
-  auto all = gatherv_bytes(mine, 0, true, counts, "allgather");
-  return decode_all<T>(all, counts);
+  auto all = gatherv_bytes(mine, detail::fingerprint_of<T>(), 0, true, counts, "allgather");
+  return decode_all<T>(all, counts, "allgather");
 }
 
 template <class E>
@@ -865,7 +909,8 @@ std::vector<E> Communicator::allgatherv(std::span<const E> values) const {
   static_assert(detail::trivially_sendable<E>, "allgatherv moves trivially copyable elements only; "
                                                "use allgather() for serializable values");
   std::vector<int> counts;
-  auto all = gatherv_bytes({reinterpret_cast<const char*>(values.data()), values.size_bytes()}, 0,
+  auto all = gatherv_bytes({reinterpret_cast<const char*>(values.data()), values.size_bytes()},
+                           detail::fingerprint_of<std::vector<E>>(), 0,
                            true, counts, "allgatherv");
   std::vector<E> out(all.size() / sizeof(E));
   if (!all.empty()) std::memcpy(static_cast<void*>(out.data()), all.data(), all.size());
@@ -922,11 +967,7 @@ std::vector<std::remove_const_t<E>> Communicator::reduce_elements(std::span<E> v
   using V = std::remove_const_t<E>;
   static_assert(detail::trivially_sendable<V>, "element-wise reductions need trivially copyable elements");
   check_rank(root, operation);
-  const auto n = bcast(static_cast<std::uint64_t>(values.size()), root);
-  if (n != values.size())
-    detail::fail(name_, operation, "every rank must pass as many elements as rank " +
-                                       std::to_string(root) + " (" + std::to_string(n) +
-                                       "), this rank passed " + std::to_string(values.size()));
+  const std::size_t n = agree_on_length(values.size(), operation);
   std::vector<V> out(values.begin(), values.end());
   MPI_Op mop = detail::builtin_op<Op, V>();
   MPI_Datatype type = detail::builtin_datatype<V>();

@@ -87,7 +87,7 @@ class Future {
 
   /// Makes progress and returns true once the operation has completed (local).
   bool test() {
-    require_valid();
+    require_valid("test");
     if (!done_) done_ = op_->progress();
     return done_;
   }
@@ -96,7 +96,7 @@ class Future {
 
   /// Blocks until the operation completes (remote: waits on the peer).
   void wait() {
-    require_valid();
+    require_valid("wait");
     if (!done_) {
       auto& op = *op_;
       detail::wait_until([&] { return op.progress(); }, detail::no_deadline, op.site());
@@ -106,7 +106,7 @@ class Future {
   /// Blocks at most `timeout`; returns whether the operation completed (remote).
   template <class Rep, class Period>
   bool wait_for(std::chrono::duration<Rep, Period> timeout) {
-    require_valid();
+    require_valid("wait_for");
     if (done_) return true;
     auto& op = *op_;
     const auto site = op.site();
@@ -117,6 +117,7 @@ class Future {
 
   /// Waits, then returns the result (moves it out; the future becomes invalid) (remote).
   T get() {
+    require_valid("get");
     wait();
     auto op = std::move(op_);
     if constexpr (std::is_void_v<T>)
@@ -126,13 +127,14 @@ class Future {
   }
   /// Waits, then returns the result and stores the message's origin in `status` (remote).
   T get(Status& status) {
+    require_valid("get");
     wait();
     status = op_->status();
     return get();
   }
 
  private:
-  void require_valid() const;
+  void require_valid(const char* operation) const;
   void release() noexcept {
     if (op_ && !done_ && op_->abandon()) detail::adopt_orphan(std::move(op_));
     op_.reset();
@@ -143,11 +145,13 @@ class Future {
 
 namespace detail {
 [[noreturn]] void throw_invalid_future();
-}
+/// Throws UsageError naming Future.<operation>.
+[[noreturn]] void throw_invalid_future(const char* operation);
+}  // namespace detail
 
 template <class T>
-void Future<T>::require_valid() const {
-  if (!op_) detail::throw_invalid_future();
+void Future<T>::require_valid(const char* operation) const {
+  if (!op_) detail::throw_invalid_future(operation);
 }
 
 }  // namespace mpx
