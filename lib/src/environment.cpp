@@ -49,10 +49,10 @@ State& state() {
   return s;
 }
 
-[[noreturn]] void no_environment() {
-  throw UsageError(
-      "mpx: no mpx::Environment is alive; create one at the top of main(): "
-      "`mpx::Environment env(argc, argv);`");
+[[noreturn]] void no_environment(std::string_view object, std::string_view operation) {
+  detail::fail(object, operation,
+               "no mpx::Environment is alive; create one at the top of main(): "
+               "`mpx::Environment env(argc, argv);`");
 }
 
 }  // namespace
@@ -90,7 +90,8 @@ Environment::Environment(int& argc, char**& argv) { init(&argc, &argv); }
 
 void Environment::init(int* argc, char*** argv) {
   if (g_active.load())
-    throw UsageError("mpx: an mpx::Environment is already alive; create exactly one, in main()");
+    detail::fail("Environment", "create",
+                 "an mpx::Environment is already alive; create exactly one, in main()");
   int initialized = 0;
   MPI_Initialized(&initialized);
   if (initialized) {
@@ -150,33 +151,33 @@ std::string Environment::library_version() {
 }
 
 const Communicator& Communicator::world() {
-  if (!g_active.load()) no_environment();
+  if (!g_active.load()) no_environment("Communicator", "world");
   return *state().world;
 }
 
 int ThisProcess::rank() const {
-  if (!g_active.load()) no_environment();
+  if (!g_active.load()) no_environment("this_process()", "rank");
   return state().rank;
 }
 int ThisProcess::size() const {
-  if (!g_active.load()) no_environment();
+  if (!g_active.load()) no_environment("this_process()", "size");
   return state().size;
 }
 const std::string& ThisProcess::name() const {
-  if (!g_active.load()) no_environment();
+  if (!g_active.load()) no_environment("this_process()", "name");
   return state().name;
 }
 void ThisProcess::set_name(std::string name) { state().name = std::move(name); }
 pid_t ThisProcess::pid() const { return ::getpid(); }
 pid_t ThisProcess::ppid() const { return ::getppid(); }
 const std::string& ThisProcess::host() const {
-  if (!g_active.load()) no_environment();
+  if (!g_active.load()) no_environment("this_process()", "host");
   return state().host;
 }
 
 ThisProcess& this_process() {
   static ThisProcess me;
-  if (!g_active.load()) no_environment();
+  if (!g_active.load()) no_environment("mpx", "this_process");
   return me;
 }
 
@@ -195,6 +196,10 @@ void print_line(std::string_view text) {
 void print0(std::string_view text) { print0(Communicator::world(), text); }
 
 void print0(const Communicator& comm, std::string_view text) {
+  if (comm.is_null())
+    detail::fail(comm.name(), "print0",
+                 "this rank is not a member of " + comm.name() +
+                     " (split() gave it a null communicator); print on a communicator it is in");
   if (comm.rank() != 0) return;
   print_line(text);
   std::fflush(stdout);
@@ -203,6 +208,11 @@ void print0(const Communicator& comm, std::string_view text) {
 void print_ordered(std::string_view text) { print_ordered(Communicator::world(), text); }
 
 void print_ordered(const Communicator& comm, std::string_view text) {
+  if (comm.is_null())
+    detail::fail(comm.name(), "print_ordered",
+                 "this rank is not a member of " + comm.name() +
+                     " (split() gave it a null communicator); call print_ordered only on the "
+                     "ranks of the group");
   const auto lines = comm.gather(std::string(text), 0);
   if (comm.rank() != 0) return;
   for (const auto& line : lines) print_line(line);

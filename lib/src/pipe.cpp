@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <string>
+#include <utility>
 
 namespace mpx {
 
@@ -33,10 +35,9 @@ std::atomic<int> g_pipe_count{0};
 
 std::pair<Connection, Connection> Pipe(int rank1, int rank2, bool duplex, const Communicator& comm) {
   const std::string name = "Pipe#" + std::to_string(++detail::g_pipe_count);
-  comm.check_rank(rank1, "Pipe(rank1)");
-  comm.check_rank(rank2, "Pipe(rank2)");
   // Every rank must describe the same pipe, or messages would go to ranks that never look.
-  // All ranks compare, so all of them fail together instead of some waiting for ever.
+  // All ranks compare (before any rank checks its own arguments), so all of them fail
+  // together instead of some waiting for ever.
   const std::array<int, 3> mine{rank1, rank2, duplex ? 1 : 0};
   const auto all = comm.allgather(mine);
   for (std::size_t r = 0; r < all.size(); ++r) {
@@ -49,6 +50,13 @@ std::pair<Connection, Connection> Pipe(int rank1, int rank2, bool duplex, const 
                  "ranks disagree on the pipe: rank 0 asked for " + describe(all[0]) + " but rank " +
                      std::to_string(r) + " asked for " + describe(all[r]) +
                      "; every rank must create the same pipes in the same order");
+  }
+  for (const auto& [rank, which] : {std::pair{rank1, "rank1"}, std::pair{rank2, "rank2"}}) {
+    if (rank >= 0 && rank < comm.size()) continue;
+    detail::fail(name, "create",
+                 std::string(which) + " = " + std::to_string(rank) + " is out of range: " +
+                     comm.name() + " has " + std::to_string(comm.size()) + " rank(s), numbered 0.." +
+                     std::to_string(comm.size() - 1) + "; check the ranks you pass, and the -n of mpiexec");
   }
   auto shared = std::make_shared<detail::PipeShared>();
   shared->name = name;
@@ -147,16 +155,16 @@ void Connection::require(bool want_read, bool want_write, std::string_view opera
                  "send on the second end instead");
 }
 
-void Connection::throw_stashed_mismatch(std::string_view expected) const {
-  detail::fail<TypeMismatch>(name_, "recv",
+void Connection::throw_stashed_mismatch(std::string_view expected, std::string_view operation) const {
+  detail::fail<TypeMismatch>(name_, operation,
                              "asked for a '" + std::string(expected) + "' but the next value from rank " +
                                  std::to_string(peer_) + " was sent as " +
                                  detail::lookup_type_name(stash_->fingerprint) +
                                  "; the value is kept: recv() it with the type it was sent as");
 }
 
-void Connection::throw_eof() const {
-  detail::fail<EOFError>(name_, "recv",
+void Connection::throw_eof(std::string_view operation) const {
+  detail::fail<EOFError>(name_, operation,
                          "the other end (rank " + std::to_string(peer_) +
                              ") closed the pipe and every value it sent has been received");
 }

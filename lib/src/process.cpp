@@ -533,7 +533,8 @@ void Process::run() {
 }
 
 const std::string& Process::name() const {
-  if (!control_) throw UsageError("mpx: Process.name: this Process was moved from");
+  if (!control_)
+    detail::fail("Process", "name", "this Process was moved from; use the Process it was moved to");
   if (control_->name.empty())
     control_->name =
         detail::short_type_name(typeid(*this)) + "-" + std::to_string(control_->number);
@@ -541,7 +542,8 @@ const std::string& Process::name() const {
 }
 
 void Process::set_name(std::string name) {
-  if (!control_) throw UsageError("mpx: Process.set_name: this Process was moved from");
+  if (!control_)
+    detail::fail("Process", "set_name", "this Process was moved from; use the Process it was moved to");
   control_->name = std::move(name);
 }
 
@@ -583,7 +585,8 @@ detail::ProcessTarget Process::make_target() const {
 void Process::start() { start_until(detail::no_deadline, "start"); }
 
 void Process::start_until(detail::Clock::time_point deadline, std::string_view operation) {
-  if (!control_) throw UsageError("mpx: Process.start: this Process was moved from");
+  if (!control_)
+    detail::fail("Process", "start", "this Process was moved from; use the Process it was moved to");
   detail::ProcessRuntime* runtime = nullptr;
   {
     std::lock_guard lock(detail::g_mutex);
@@ -606,7 +609,8 @@ void Process::start_until(detail::Clock::time_point deadline, std::string_view o
 bool Process::join() { return join_until(detail::no_deadline); }
 
 bool Process::join_until(detail::Clock::time_point deadline) {
-  if (!control_) throw UsageError("mpx: Process.join: this Process was moved from");
+  if (!control_)
+    detail::fail("Process", "join", "this Process was moved from; use the Process it was moved to");
   if (control_->state.load() == detail::state_initial)
     detail::fail(name(), "join", "can only join a started process: call start() first");
   auto& c = *control_;

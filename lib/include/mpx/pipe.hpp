@@ -94,12 +94,12 @@ class Connection {
              bool writable);
   void require(bool want_read, bool want_write, std::string_view operation) const;
   void close_noexcept() noexcept;
-  [[noreturn]] void throw_stashed_mismatch(std::string_view expected) const;
+  [[noreturn]] void throw_stashed_mismatch(std::string_view expected, std::string_view operation) const;
   [[nodiscard]] const Communicator& in() const;
   [[nodiscard]] const Communicator& out() const;
   [[nodiscard]] const Communicator& in_bulk() const;
   [[nodiscard]] const Communicator& out_bulk() const;
-  [[noreturn]] void throw_eof() const;
+  [[noreturn]] void throw_eof(std::string_view operation) const;
 
   // The next message of the pipe. Every message (values, announcements of large values, the
   // close marker) travels in order on in(); a value up to detail::pipe_inline_bytes arrives
@@ -185,17 +185,17 @@ T Connection::recv() {
   require(true, false, "recv");
   const int fp = detail::fingerprint_of<T>();
   if (stash_) {  // a value an earlier recv with the wrong type left here
-    if (stash_->fingerprint != fp) throw_stashed_mismatch(detail::readable_name<T>());
+    if (stash_->fingerprint != fp) throw_stashed_mismatch(detail::readable_name<T>(), "recv");
     auto bytes = std::move(stash_->bytes);
     stash_.reset();
     return detail::decode<T>(bytes);
   }
-  if (peer_closed_) throw_eof();
+  if (peer_closed_) throw_eof("recv");
   const auto arrival = next_arrival("recv");
-  if (!arrival) throw_eof();
+  if (!arrival) throw_eof("recv");
   if (arrival->fingerprint != fp && detail::fingerprints_enabled()) {
     keep(*arrival, "recv");
-    throw_stashed_mismatch(detail::readable_name<T>());
+    throw_stashed_mismatch(detail::readable_name<T>(), "recv");
   }
   const std::size_t bytes = arrival->bytes;
   if constexpr (detail::wire_kind<T>() == detail::WireKind::raw) {
@@ -242,19 +242,19 @@ std::size_t Connection::recv_into(std::span<E> out) {
   require(true, false, "recv_into");
   const int fp = detail::fingerprint_of<std::vector<E>>();
   if (stash_) {
-    if (stash_->fingerprint != fp) throw_stashed_mismatch(detail::readable_name<std::vector<E>>());
+    if (stash_->fingerprint != fp) throw_stashed_mismatch(detail::readable_name<std::vector<E>>(), "recv_into");
     if (stash_->bytes.size() > out.size_bytes()) throw_too_small(stash_->bytes.size(), out.size_bytes());
     std::memcpy(static_cast<void*>(out.data()), stash_->bytes.data(), stash_->bytes.size());
     const std::size_t n = stash_->bytes.size() / sizeof(E);
     stash_.reset();
     return n;
   }
-  if (peer_closed_) throw_eof();
+  if (peer_closed_) throw_eof("recv_into");
   const auto arrival = next_arrival("recv_into");
-  if (!arrival) throw_eof();
+  if (!arrival) throw_eof("recv_into");
   if (arrival->fingerprint != fp && detail::fingerprints_enabled()) {
     keep(*arrival, "recv_into");
-    throw_stashed_mismatch(detail::readable_name<std::vector<E>>());
+    throw_stashed_mismatch(detail::readable_name<std::vector<E>>(), "recv_into");
   }
   if (arrival->bytes > out.size_bytes()) {  // keep the value, as a wrong-type recv does
     keep(*arrival, "recv_into");
