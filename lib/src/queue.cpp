@@ -151,8 +151,8 @@ class OrphanRequest final : public PendingOp {
 
 std::string describe(const QueueParams& p) {
   return "(maxsize " + std::to_string(p.maxsize) + ", host " + std::to_string(p.host) +
-         (p.joinable ? ", joinable" : "") + ", item type fingerprint " +
-         std::to_string(p.fingerprint) + ", creation #" + std::to_string(p.serial) + ")";
+         (p.joinable ? ", joinable" : "") + ", item type " + lookup_type_name(p.fingerprint) +
+         ", creation #" + std::to_string(p.serial) + ")";
 }
 
 }  // namespace
