@@ -3,6 +3,7 @@
 #include <cxxabi.h>
 #include <elf.h>
 #include <link.h>
+#include <sched.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -173,13 +174,19 @@ namespace {
 
 // ---- wire protocol ------------------------------------------------------------------------
 //
-// On the pool's private communicator, every message is a byte vector:
-//   task    driver -> worker  [u64 job][u64 chunk][u32 invoker][u32 check][u64 n][n state][args]
-//   result  worker -> driver  [u64 job][u64 chunk][f64 seconds][u8 0][results]  or
-//                             [u64 job][u64 chunk][f64 seconds][u8 1][i32 rank][type][message]
-//           (seconds: how long the chunk ran; the driver sizes its prefetch from it)
-//   stop    driver -> worker  [u64 tasks the driver sent to this worker]
-//   done    worker -> driver  [u64 results the worker sent]
+// On the pool's private communicator:
+//   task    driver -> worker, tag task:   [TaskHead][callable state][arguments (put_items)]
+//   result  worker -> driver, tag result: [ResultHead][payload]; the payload is the results
+//           (put_items) or, when the task threw, [u64 rank][type][message]
+//   stop    driver -> worker, tag stop:   [u64 tasks the driver sent to this worker]
+//   done    worker -> driver, tag done:   [u64 results the worker sent]
+// A task or result longer than inline_bytes travels as two messages: the first (its head
+// flagged, the bulk's length, and the message's first bytes up to the arguments' or
+// payload's first word, an item count) on the tag above, the rest (the bulk) as one message
+// on the matching bulk tag. A task of plain-data items sends its bulk straight from the
+// caller's input, and the driver receives a result of plain data straight into the output
+// vector. Workers keep receives posted for tasks and the driver for results, so a short
+// message lands at once in a reused buffer (no allocation, no unexpected-message copy).
 // A worker that gets `stop` drops the tasks it has not started (receiving them, so no send
 // is left pending), answers `done`, and leaves serve(); the driver receives every result
 // still on its way before it lets the pool go.
@@ -188,16 +195,89 @@ constexpr int task_tag = 1;
 constexpr int result_tag = 2;
 constexpr int stop_tag = 3;
 constexpr int done_tag = 4;
+constexpr int task_bulk_tag = 5;
+constexpr int result_bulk_tag = 6;
 // Chunks a worker holds: the one it runs and at least one more, so it never waits for the
 // driver between chunks. Short chunks get more (up to max_prefetch), enough to cover a few
 // milliseconds of the driver's reaction time (its progress thread sleeps up to 1 ms when idle).
 constexpr int min_prefetch = 2;
 constexpr int max_prefetch = 8;
 constexpr double covered_seconds = 0.003;
+// How long a worker stays quick to react after a task (see serve_tasks).
+constexpr auto hot_window = std::chrono::milliseconds(5);
+// Longest message that travels whole: what Open MPI's shared-memory transport still sends
+// eagerly (a longer message waits for a handshake with the receiver); a chunk of 1000 ints
+// and its head fit.
+constexpr std::size_t inline_bytes = 4040;
+// Flag in TaskHead::state_bytes and ResultHead::flags: a second message (bulk) follows.
+constexpr std::uint32_t bulk_flag = 0x80000000u;
+
+struct TaskHead {
+  std::uint64_t chunk = 0;
+  std::uint32_t job = 0;
+  std::uint32_t invoker_index = 0;
+  std::uint32_t invoker_check = 0;
+  std::uint32_t state_bytes = 0;  // | bulk_flag: [u64 bulk bytes] follows the head
+};
+struct ResultHead {
+  std::uint64_t chunk = 0;
+  std::uint32_t job = 0;
+  std::uint32_t flags = 0;  // 0: results, 1: the task threw; | bulk_flag as in TaskHead
+  double seconds = 0;       // how long the chunk ran; the driver sizes its prefetch from it
+};
+static_assert(sizeof(TaskHead) == 24 && sizeof(ResultHead) == 24);
+// A long message's first part: the head, the bulk's length, then (tasks) the state and the
+// arguments' first word or (results) the payload's first word; both first words are item
+// counts. The rest of the message is the bulk.
+constexpr std::size_t result_split = sizeof(ResultHead) + 2 * sizeof(std::uint64_t);
 
 using Bytes = std::vector<char>;
 
 int wtag(int tag) { return wire_tag(tag, fingerprint_of<Bytes>()); }
+
+template <class Head>
+Head read_head(const char* bytes) {
+  Head h;
+  std::memcpy(static_cast<void*>(&h), bytes, sizeof h);
+  return h;
+}
+template <class Head>
+void write_head(char* bytes, const Head& h) {
+  std::memcpy(bytes, static_cast<const void*>(&h), sizeof h);
+}
+
+MPI_Request post_receive(const Communicator& comm, void* data, std::size_t bytes, int source,
+                         int tag) {
+  const ByteType type(bytes);
+  MPI_Request request = MPI_REQUEST_NULL;
+  MPX_CHECK_MPI(MPI_Irecv(data, type.count(), type.type(), source, wtag(tag), comm.native(),
+                          &request),
+                comm.name(), "receive");
+  return request;
+}
+
+MPI_Request post_send(const Communicator& comm, const void* data, std::size_t bytes, int dest,
+                      int tag) {
+  return comm.isend_bytes(data, bytes, dest, wtag(tag), "send");
+}
+
+/// True when `request` has completed (or is null).
+bool completed(const Communicator& comm, MPI_Request& request, MPI_Status* status = nullptr) {
+  if (request == MPI_REQUEST_NULL) return true;
+  int done = 0;
+  MPX_CHECK_MPI(MPI_Test(&request, &done, status ? status : MPI_STATUS_IGNORE), comm.name(),
+                "test");
+  return done != 0;
+}
+
+/// Cancels a posted receive that will never match (the peer sends nothing more).
+void cancel_receive(MPI_Request& request) noexcept {
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (request == MPI_REQUEST_NULL || finalized) return;
+  MPI_Cancel(&request);
+  MPI_Wait(&request, MPI_STATUS_IGNORE);  // returns at once: the receive matched nothing
+}
 
 /// Receives the next message with `tag` from `source` if one is pending (never blocks on an
 /// absent message; waits without spinning for the data of a matched one).
@@ -221,50 +301,42 @@ std::string demangle(const char* name) {
   return out;
 }
 
-/// Runs one task message and returns the result message (never throws for task errors).
-Bytes execute_chunk(std::span<const char> payload, int rank) {
-  Reader in(payload);
-  Bytes out;
-  const auto job = in.raw<std::uint64_t>();
-  const auto chunk = in.raw<std::uint64_t>();
-  put_raw(out, job);
-  put_raw(out, chunk);
-  const std::size_t seconds_at = out.size();
-  put_raw(out, 0.0);
-  const std::size_t status_at = out.size();
-  out.push_back(0);
+/// Runs one whole task message (head, state, arguments; no bulk flag) and writes the result message into `out` (its capacity is
+/// reused); never throws for task errors.
+void execute_chunk(std::span<const char> task, int rank, Bytes& out) {
+  out.resize(sizeof(ResultHead));
+  ResultHead result;
   const auto started = Clock::now();
-  auto stamp = [&] {
-    const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
-    std::memcpy(out.data() + seconds_at, &seconds, sizeof seconds);
-  };
   std::string type;
   std::string message;
   try {
-    InvokerId id;
-    id.index = in.raw<std::uint32_t>();
-    id.check = in.raw<std::uint32_t>();
-    const auto n = in.raw<std::uint64_t>();
-    const auto state = in.take(n);
-    const InvokeFn fn = find_invoker(id);
+    if (task.size() < sizeof(TaskHead))
+      throw std::out_of_range("mpx: a task message is shorter than its head");
+    const auto head = read_head<TaskHead>(task.data());
+    result.job = head.job;
+    result.chunk = head.chunk;
+    Reader in(task.subspan(sizeof(TaskHead)));
+    const auto state = in.take(head.state_bytes & ~bulk_flag);
+    const InvokeFn fn = find_invoker({head.invoker_index, head.invoker_check});
     fn(state, in, out);
-    stamp();
-    return out;
   } catch (const std::exception& e) {
     type = demangle(typeid(e).name());
     message = e.what();
+    result.flags = 1;
   } catch (...) {
     const std::type_info* t = abi::__cxa_current_exception_type();
     type = t ? demangle(t->name()) : std::string("unknown exception");
     message = "(an exception that is not derived from std::exception)";
+    result.flags = 1;
   }
-  out.resize(status_at);
-  out.push_back(1);
-  put_raw(out, static_cast<std::int32_t>(rank));
-  put(out, type);
-  put(out, message);
-  stamp();
-  return out;
+  if (result.flags != 0) {
+    out.resize(sizeof(ResultHead));
+    put_raw(out, static_cast<std::int64_t>(rank));
+    put(out, type);
+    put(out, message);
+  }
+  result.seconds = std::chrono::duration<double>(Clock::now() - started).count();
+  write_head(out.data(), result);
 }
 
 // ---- the identical-binary check -----------------------------------------------------------
@@ -374,6 +446,16 @@ class PoolDriver final : public PoolCore, public Service {
   }
 
   void attach() {
+    if (!local_) {
+      // Receives posted for result messages: enough for every worker's chunks in flight
+      // (more results simply wait in MPI until a receive is posted again).
+      result_slots_.resize(std::max<std::size_t>(4, 2 * active_ + 2));
+      for (auto& slot : result_slots_) {
+        slot.buffer.resize(inline_bytes);
+        slot.request = post_receive(comm_, slot.buffer.data(), inline_bytes, MPI_ANY_SOURCE,
+                                    result_tag);
+      }
+    }
     ProgressEngine::instance().attach(*this);
     attached_ = true;
   }
@@ -395,11 +477,15 @@ class PoolDriver final : public PoolCore, public Service {
       std::lock_guard lock(mutex_);
       if (phase_ != Phase::running)
         fail(name_, job->operation, "the pool is closed; submit every task before close()");
-      job->id = next_job_++;
+      job->id = next_job_++;  // travels as 32 bits
+      if (next_job_ > 0xffffffffu) next_job_ = 1;
       job->started = now();
       jobs_.emplace(job->id, job);
       queue_.push_back(job);
       if (job->input_done) finish_if_complete(*job, later);
+      // Dispatch at once from the caller's thread: the first chunks leave without waiting
+      // for the progress thread to wake up.
+      if (!local_) dispatch(later);
     }
     run(later);
     ProgressEngine::instance().wake();
@@ -457,14 +543,20 @@ class PoolDriver final : public PoolCore, public Service {
         auto error = std::make_exception_ptr(
             ClosedError(where(name_, "terminate") +
                         "the pool was terminated before this task finished; its result is lost"));
-        for (auto& [id, job] : jobs_)
-          if (!job->failed) job->on_error(std::uint64_t(-1), error, later);
+        for (auto& [id, job] : jobs_) {
+          if (job->held_error)  // a failed chunk not reported yet: it is the real cause
+            job->on_error(0, std::move(job->held_error), later);
+          else if (!job->failed)
+            job->on_error(std::uint64_t(-1), error, later);
+        }
         jobs_.clear();
         queue_.clear();
         phase_ = Phase::closed;
       }
-      run(later);
+      // The results fail only once the workers have stopped: by then every task, and every
+      // input it was sent straight from, has been received, so the caller may free its input.
       stop_workers();
+      run(later);
     } catch (const std::exception& e) {
       std::fprintf(stderr, "mpx: %s.terminate failed: %s\n", name_.c_str(), e.what());
     }
@@ -479,7 +571,7 @@ class PoolDriver final : public PoolCore, public Service {
       std::lock_guard lock(mutex_);
       worked = receive(later);
       worked = dispatch(later) || worked;
-      while (!sends_.empty() && sends_.front().test()) sends_.pop_front();
+      worked = complete_sends(later) || worked;
     }
     run(later);
     return worked;
@@ -495,6 +587,28 @@ class PoolDriver final : public PoolCore, public Service {
     std::uint64_t results = 0;
     std::uint64_t expected = std::uint64_t(-1);  // results announced by `done`
   };
+  /// A receive posted for the first message of results.
+  struct Slot {
+    Bytes buffer;
+    MPI_Request request = MPI_REQUEST_NULL;
+  };
+  /// The second part of a long result, on its way.
+  struct BulkReceive {
+    MPI_Request request = MPI_REQUEST_NULL;
+    int worker = 0;
+    ResultHead head;
+    Bytes buffer;                    // [item count][bulk], or empty when received in place
+    std::shared_ptr<JobCore> job;    // set when received straight into the job's output
+    std::uint64_t items = 0;
+  };
+  /// A task on its way to a worker.
+  struct TaskSend {
+    std::array<MPI_Request, 2> requests{MPI_REQUEST_NULL, MPI_REQUEST_NULL};
+    Bytes buffer;                  // the task message (the bulk when it is cut from it)
+    Bytes first;                   // the first of two messages
+    Bytes keep;                    // a fed chunk whose arguments are the bulk
+    std::shared_ptr<JobCore> job;  // set when the bulk is the job's own input
+  };
 
   static double now() {
     return std::chrono::duration<double>(Clock::now().time_since_epoch()).count();
@@ -503,6 +617,17 @@ class PoolDriver final : public PoolCore, public Service {
   static void run(Deferred& later) {
     for (auto& action : later) action();
     later.clear();
+  }
+
+  Bytes spare_buffer() {
+    if (spare_.empty()) return {};
+    Bytes b = std::move(spare_.back());
+    spare_.pop_back();
+    b.clear();
+    return b;
+  }
+  void recycle(Bytes&& b) {
+    if (spare_.size() < 64 && b.capacity() <= 4 * inline_bytes) spare_.push_back(std::move(b));
   }
 
   // Stops every worker and waits until each has answered and all its results are in.
@@ -529,13 +654,15 @@ class PoolDriver final : public PoolCore, public Service {
       local_cv_.notify_all();
       if (local_thread_.joinable()) local_thread_.join();
     } else if (attached_) {
-      // The progress thread keeps receiving until every worker said done.
+      // The progress thread keeps receiving until every worker said done and every task
+      // left (a worker receives all of its tasks before it answers).
       ProgressEngine::instance().wake();
       wait_until(
           [this] {
             std::lock_guard lock(mutex_);
             return std::all_of(ws_.begin(), ws_.end(),
-                               [](const WorkerState& w) { return w.results == w.expected; });
+                               [](const WorkerState& w) { return w.results == w.expected; }) &&
+                   bulks_.empty() && task_sends_.empty();
           },
           no_deadline, {name_, "join", -1});
     }
@@ -543,6 +670,7 @@ class PoolDriver final : public PoolCore, public Service {
       ProgressEngine::instance().detach(*this);
       attached_ = false;
     }
+    for (auto& slot : result_slots_) cancel_receive(slot.request);
     std::lock_guard lock(mutex_);
     phase_ = Phase::stopped;
     sends_.clear();  // pending sends become orphans that mpx completes in the background
@@ -558,16 +686,53 @@ class PoolDriver final : public PoolCore, public Service {
         results.swap(local_results_);
       }
       for (auto& r : results) {
-        handle_result(ws_[0], r, later);
+        const auto head = read_head<ResultHead>(r.data());
+        arrived(ws_[0], head);
+        deliver(ws_[0], head, std::span<const char>(r).subspan(sizeof(ResultHead)), later);
         worked = true;
       }
       return worked;
     }
+    // First messages, in the order their posted receives were matched.
     for (;;) {
-      int from = -1;
-      auto bytes = try_receive(comm_, MPI_ANY_SOURCE, result_tag, &from);
-      if (!bytes) break;
-      handle_result(worker(from), *bytes, later);
+      Slot& slot = result_slots_[result_next_];
+      MPI_Status status{};
+      if (!completed(comm_, slot.request, &status)) break;
+      const std::size_t bytes = message_bytes(status);
+      WorkerState& w = worker(status.MPI_SOURCE);
+      if (bytes < sizeof(ResultHead))
+        fail(name_, "receive", "a result message is shorter than its head");
+      const auto head = read_head<ResultHead>(slot.buffer.data());
+      arrived(w, head);
+      if (!(head.flags & bulk_flag)) {
+        deliver(w, head, {slot.buffer.data() + sizeof(ResultHead), bytes - sizeof(ResultHead)},
+                later);
+      } else {
+        if (bytes != result_split)
+          fail(name_, "receive", "a long result's first message has the wrong size");
+        std::uint64_t bulk = 0, word = 0;
+        std::memcpy(&bulk, slot.buffer.data() + sizeof(ResultHead), sizeof bulk);
+        std::memcpy(&word, slot.buffer.data() + sizeof(ResultHead) + sizeof bulk, sizeof word);
+        receive_bulk(w, head, bulk, word);
+      }
+      slot.request = post_receive(comm_, slot.buffer.data(), inline_bytes, MPI_ANY_SOURCE,
+                                  result_tag);
+      result_next_ = (result_next_ + 1) % result_slots_.size();
+      worked = true;
+    }
+    // Second parts.
+    for (auto it = bulks_.begin(); it != bulks_.end();) {
+      if (!completed(comm_, it->request)) {
+        ++it;
+        continue;
+      }
+      WorkerState& w = worker(it->worker);
+      if (it->job)
+        deliver_in_place(w, it->head, it->job, it->items, later);
+      else
+        deliver(w, it->head, it->buffer, later);
+      recycle(std::move(it->buffer));
+      it = bulks_.erase(it);
       worked = true;
     }
     if (phase_ == Phase::stopping) {
@@ -583,6 +748,34 @@ class PoolDriver final : public PoolCore, public Service {
     return worked;
   }
 
+  /// Posts the receive of a long result's second part: straight into the job's output when
+  /// the job offers a place for these plain-data results, otherwise into a buffer.
+  void receive_bulk(WorkerState& w, const ResultHead& head, std::uint64_t bulk,
+                    std::uint64_t word) {
+    BulkReceive b;
+    b.worker = w.rank;
+    b.head = head;
+    b.head.flags &= ~bulk_flag;
+    if (b.head.flags == 0) {
+      auto it = jobs_.find(head.job);
+      if (it != jobs_.end() && it->second->landing && !it->second->failed) {
+        const std::span<char> place = it->second->landing(head.chunk, word);
+        if (!place.empty() && place.size() == bulk) {
+          b.job = it->second;
+          b.items = word;
+          b.request = post_receive(comm_, place.data(), place.size(), w.rank, result_bulk_tag);
+          bulks_.push_back(std::move(b));
+          return;
+        }
+      }
+    }
+    b.buffer = spare_buffer();
+    b.buffer.resize(sizeof word + bulk);
+    std::memcpy(b.buffer.data(), &word, sizeof word);
+    b.request = post_receive(comm_, b.buffer.data() + sizeof word, bulk, w.rank, result_bulk_tag);
+    bulks_.push_back(std::move(b));
+  }
+
   WorkerState& worker(int rank) {
     for (auto& w : ws_)
       if (w.rank == rank) return w;
@@ -591,16 +784,32 @@ class PoolDriver final : public PoolCore, public Service {
              ", which is not a worker of this pool");
   }
 
-  void handle_result(WorkerState& w, const Bytes& bytes, Deferred& later) {
+  /// A result's first message is in: the worker has room for another chunk.
+  void arrived(WorkerState& w, const ResultHead& head) {
     --w.in_flight;
+    chunk_seconds_ =
+        chunk_seconds_ < 0 ? head.seconds : 0.75 * chunk_seconds_ + 0.25 * head.seconds;
+  }
+
+  /// A result whose items were received straight into the job's output.
+  void deliver_in_place(WorkerState& w, const ResultHead& head,
+                        const std::shared_ptr<JobCore>& job, std::uint64_t items,
+                        Deferred& later) {
     ++w.results;
-    Reader in(bytes);
-    const auto id = in.raw<std::uint64_t>();
-    const auto chunk = in.raw<std::uint64_t>();
-    const auto seconds = in.raw<double>();
-    const auto status = in.raw<std::uint8_t>();
-    chunk_seconds_ = chunk_seconds_ < 0 ? seconds : 0.75 * chunk_seconds_ + 0.25 * seconds;
-    auto it = jobs_.find(id);
+    if (!jobs_.count(head.job)) return;  // the job was terminated
+    ++job->returned;
+    if (!job->failed) {
+      job->items_done += items;
+      draw_progress(*job, false);
+    }
+    finish_if_complete(*job, later);
+  }
+
+  /// A whole result (payload after the head).
+  void deliver(WorkerState& w, const ResultHead& head, std::span<const char> payload,
+               Deferred& later) {
+    ++w.results;
+    auto it = jobs_.find(head.job);
     if (it == jobs_.end()) return;  // the job was terminated
     auto job = it->second;
     ++job->returned;
@@ -609,32 +818,46 @@ class PoolDriver final : public PoolCore, public Service {
       return;
     }
     std::exception_ptr error;
-    if (status == 0) {
+    Reader in(payload);
+    if (head.flags == 0) {
       Reader peek = in;
       const auto items = peek.raw<std::uint64_t>();
       try {
-        job->on_result(chunk, in, later);
+        job->on_result(head.chunk, in, later);
         job->items_done += items;
       } catch (...) {
         error = std::current_exception();
       }
     } else {
-      const auto rank = in.raw<std::int32_t>();
+      const auto rank = static_cast<int>(in.raw<std::int64_t>());
       auto type = get<std::string>(in);
       auto message = get<std::string>(in);
       error = std::make_exception_ptr(RemoteError(rank, std::move(type), std::move(message)));
     }
-    if (error) {
-      job->on_error(chunk, error, later);
-      if (!job->keep_going_after_error) job->failed = true;
-    }
+    if (error) fail_chunk(*job, head.chunk, error, later);
     draw_progress(*job, false);
     finish_if_complete(*job, later);
   }
 
+  /// A chunk failed. A job whose input still travels from the caller's memory reports the
+  /// error once that memory is no longer read (the caller may free it when get() throws).
+  void fail_chunk(JobCore& job, std::uint64_t chunk, std::exception_ptr error, Deferred& later) {
+    if (!job.keep_going_after_error) job.failed = true;
+    if (job.views_pending > 0 && !job.keep_going_after_error) {
+      if (!job.held_error) job.held_error = std::move(error);
+      return;
+    }
+    job.on_error(chunk, std::move(error), later);
+  }
+
   void finish_if_complete(JobCore& job, Deferred& later) {
+    if (job.held_error && job.views_pending == 0) {
+      job.on_error(0, std::move(job.held_error), later);
+      job.held_error = nullptr;
+    }
     const bool no_more = job.input_done || (job.failed && !job.keep_going_after_error);
-    if (!no_more || job.returned != job.produced || !job.fed.empty()) return;
+    if (!no_more || job.returned != job.produced || !job.fed.empty() || job.views_pending > 0)
+      return;
     if (!job.failed) {
       draw_progress(job, true);
       job.on_finished(later);
@@ -646,8 +869,14 @@ class PoolDriver final : public PoolCore, public Service {
     jobs_.erase(id);  // may destroy `job`
   }
 
-  // Finds the next chunk to send, oldest job first; writes the task message into `out`.
-  bool next_task(Bytes& out, Deferred& later) {
+  /// The next chunk to send, oldest job first.
+  struct Task {
+    Bytes message;                      // [TaskHead][state][arguments or their count]
+    std::span<const char> bulk;         // the arguments' items, sent from where they are
+    Bytes keep;                         // owner of `bulk` (a fed chunk), if not the job
+    std::shared_ptr<JobCore> view_job;  // owner of `bulk` when it is the job's input
+  };
+  bool next_task(Task& task, Deferred& later) {
     for (std::size_t i = 0; i < queue_.size();) {
       auto job = queue_[i];
       if (job->failed && !job->keep_going_after_error) {
@@ -655,27 +884,49 @@ class PoolDriver final : public PoolCore, public Service {
         continue;
       }
       auto header = [&](std::uint64_t chunk) {
-        out.clear();
-        put_raw(out, job->id);
-        put_raw(out, chunk);
-        put_raw(out, job->invoker.index);
-        put_raw(out, job->invoker.check);
-        put_raw(out, static_cast<std::uint64_t>(job->state.size()));
-        out.insert(out.end(), job->state.begin(), job->state.end());
+        task.message = spare_buffer();
+        TaskHead head;
+        head.job = static_cast<std::uint32_t>(job->id);
+        head.chunk = chunk;
+        head.invoker_index = job->invoker.index;
+        head.invoker_check = job->invoker.check;
+        head.state_bytes = static_cast<std::uint32_t>(job->state.size());
+        task.message.resize(sizeof head);
+        write_head(task.message.data(), head);
+        task.message.insert(task.message.end(), job->state.begin(), job->state.end());
       };
       if (!job->fed.empty()) {
         auto [chunk, args] = std::move(job->fed.front());
         job->fed.pop_front();
         header(chunk);
-        out.insert(out.end(), args.begin(), args.end());
+        if (!local_ && args.size() > sizeof(std::uint64_t) &&
+            task.message.size() + args.size() > inline_bytes &&
+            task.message.size() + 2 * sizeof(std::uint64_t) <= inline_bytes) {
+          // The arguments travel from the fed buffer itself; the first message ends with
+          // their count.
+          task.message.insert(task.message.end(), args.begin(),
+                              args.begin() + sizeof(std::uint64_t));
+          task.keep = std::move(args);
+          task.bulk = std::span<const char>(task.keep).subspan(sizeof(std::uint64_t));
+        } else {
+          task.message.insert(task.message.end(), args.begin(), args.end());
+        }
         return true;
       }
       if (job->generate && !job->input_done) {
         header(job->produced);
-        if (job->generate(out)) {
+        std::span<const char> view;
+        const bool may_view =
+            !local_ && task.message.size() + 2 * sizeof(std::uint64_t) <= inline_bytes;
+        if (job->generate(task.message, may_view ? &view : nullptr)) {
           ++job->produced;
+          if (!view.empty()) {
+            task.bulk = view;
+            task.view_job = job;
+          }
           return true;
         }
+        recycle(std::move(task.message));
         job->input_done = true;
         finish_if_complete(*job, later);
         continue;  // the job may be gone; look at the same position again
@@ -698,7 +949,7 @@ class PoolDriver final : public PoolCore, public Service {
       for (std::size_t i = 0; i < active_; ++i) {
         auto& w = ws_[i];
         if (w.in_flight >= level) continue;
-        Bytes task;
+        Task task;
         if (!next_task(task, later)) return worked;
         send_task(w, std::move(task));
         worked = true;
@@ -707,18 +958,64 @@ class PoolDriver final : public PoolCore, public Service {
     return worked;
   }
 
-  void send_task(WorkerState& w, Bytes task) {
+  void send_task(WorkerState& w, Task task) {
     ++w.in_flight;
     ++w.tasks_sent;
     if (local_) {
       {
         std::lock_guard lock(local_mutex_);
-        local_tasks_.push_back(std::move(task));
+        local_tasks_.push_back(std::move(task.message));
       }
       local_cv_.notify_one();
-    } else {
-      sends_.push_back(comm_.isend(std::move(task), w.rank, task_tag));
+      return;
     }
+    TaskSend s;
+    Bytes& m = task.message;
+    if (task.bulk.empty() && m.size() <= inline_bytes) {
+      s.requests[0] = post_send(comm_, m.data(), m.size(), w.rank, task_tag);
+    } else {
+      // Two messages: [head (flagged)][bulk length][what the first carries], then the bulk:
+      // the items where they are, or the rest of a message too long to travel whole.
+      auto head = read_head<TaskHead>(m.data());
+      head.state_bytes |= bulk_flag;
+      const std::size_t carried = task.bulk.empty() ? 0 : m.size() - sizeof(TaskHead);
+      const std::span<const char> bulk =
+          task.bulk.empty() ? std::span<const char>(m).subspan(sizeof(TaskHead)) : task.bulk;
+      const std::uint64_t bulk_bytes = bulk.size();
+      s.first.resize(sizeof(TaskHead) + sizeof bulk_bytes + carried);
+      write_head(s.first.data(), head);
+      std::memcpy(s.first.data() + sizeof(TaskHead), &bulk_bytes, sizeof bulk_bytes);
+      std::memcpy(s.first.data() + sizeof(TaskHead) + sizeof bulk_bytes,
+                  m.data() + sizeof(TaskHead), carried);
+      s.requests[0] = post_send(comm_, s.first.data(), s.first.size(), w.rank, task_tag);
+      s.requests[1] = post_send(comm_, bulk.data(), bulk.size(), w.rank, task_bulk_tag);
+      s.keep = std::move(task.keep);
+      if (task.view_job) {
+        ++task.view_job->views_pending;
+        s.job = std::move(task.view_job);
+      }
+    }
+    s.buffer = std::move(m);
+    task_sends_.push_back(std::move(s));
+  }
+
+  /// Completes the sends of tasks that have left; returns buffers for reuse.
+  bool complete_sends(Deferred& later) {
+    bool worked = false;
+    // In order: a worker takes its tasks in order, and they rarely wait for one another.
+    for (auto it = task_sends_.begin(); it != task_sends_.end();) {
+      if (!completed(comm_, it->requests[0]) || !completed(comm_, it->requests[1])) break;
+      if (it->job) {
+        --it->job->views_pending;
+        if (it->job->views_pending == 0 && jobs_.count(it->job->id))
+          finish_if_complete(*it->job, later);
+      }
+      recycle(std::move(it->buffer));
+      it = task_sends_.erase(it);
+      worked = true;
+    }
+    while (!sends_.empty() && sends_.front().test()) sends_.pop_front();
+    return worked;
   }
 
   void local_loop() {
@@ -732,7 +1029,8 @@ class PoolDriver final : public PoolCore, public Service {
         task = std::move(local_tasks_.front());
         local_tasks_.pop_front();
       }
-      auto result = execute_chunk(task, rank);
+      Bytes result;
+      execute_chunk(task, rank, result);
       {
         std::lock_guard lock(local_mutex_);
         local_results_.push_back(std::move(result));
@@ -782,7 +1080,12 @@ class PoolDriver final : public PoolCore, public Service {
   std::unordered_map<std::uint64_t, std::shared_ptr<JobCore>> jobs_;
   std::uint64_t next_job_ = 1;
   double chunk_seconds_ = -1;  // running average of how long a chunk runs; -1: unknown
-  std::deque<Future<void>> sends_;
+  std::deque<Future<void>> sends_;  // stop messages
+  std::vector<Slot> result_slots_;
+  std::size_t result_next_ = 0;
+  std::deque<BulkReceive> bulks_;
+  std::deque<TaskSend> task_sends_;
+  std::vector<Bytes> spare_;
 
   std::thread local_thread_;
   std::mutex local_mutex_;
@@ -845,40 +1148,146 @@ class CrashReport {
 void serve_tasks(const Communicator& comm, int driver) {
   const int rank = world_rank_or_minus_one();
   const CrashReport crash_report(comm.name(), rank);
+
+  // Receives posted for the first messages of tasks, matched in posting order, so the
+  // slots fill (and are run) in the order the driver sent the tasks.
+  struct Slot {
+    Bytes buffer;
+    MPI_Request request = MPI_REQUEST_NULL;
+  };
+  std::vector<Slot> slots(max_prefetch + 1);
+  auto post = [&](Slot& s) {
+    s.request = post_receive(comm, s.buffer.data(), inline_bytes, driver, task_tag);
+  };
+  for (auto& s : slots) {
+    s.buffer.resize(inline_bytes);
+    post(s);
+  }
+  std::size_t next = 0;
+  std::uint64_t stop_word = 0;
+  MPI_Request stop = post_receive(comm, &stop_word, sizeof stop_word, driver, stop_tag);
+
+  // Results on their way to the driver, oldest first; their buffers are reused.
+  struct Sending {
+    std::array<MPI_Request, 2> requests{MPI_REQUEST_NULL, MPI_REQUEST_NULL};
+    Bytes buffer;
+    Bytes first;  // the first message of a long result
+  };
+  std::deque<Sending> sending;
+  std::vector<Bytes> spare;
+  auto complete_sends = [&] {
+    while (!sending.empty() && completed(comm, sending.front().requests[0]) &&
+           completed(comm, sending.front().requests[1])) {
+      if (spare.size() < 4) spare.push_back(std::move(sending.front().buffer));
+      sending.pop_front();
+    }
+  };
+
+  Bytes long_task;  // a task that came in two messages, joined
+  // The whole task whose first message is in `s` (receives its second part if it has one).
+  auto whole_task = [&](Slot& s, const MPI_Status& status) -> std::span<const char> {
+    const std::size_t bytes = message_bytes(status);
+    if (bytes < sizeof(TaskHead)) fail(comm.name(), "receive", "a task message is too short");
+    auto head = read_head<TaskHead>(s.buffer.data());
+    if (!(head.state_bytes & bulk_flag)) return {s.buffer.data(), bytes};
+    constexpr std::size_t first = sizeof(TaskHead) + sizeof(std::uint64_t);
+    if (bytes < first) fail(comm.name(), "receive", "a task message is too short");
+    std::uint64_t bulk = 0;
+    std::memcpy(&bulk, s.buffer.data() + sizeof(TaskHead), sizeof bulk);
+    // [head][state and the arguments' first bytes][bulk]
+    const std::size_t front = sizeof(TaskHead) + (bytes - first);
+    long_task.resize(front + bulk);
+    head.state_bytes &= ~bulk_flag;
+    write_head(long_task.data(), head);
+    std::memcpy(long_task.data() + sizeof(TaskHead), s.buffer.data() + first, bytes - first);
+    MPI_Request r =
+        post_receive(comm, long_task.data() + front, bulk, driver, task_bulk_tag);
+    comm.wait_transfer(r, bulk, "receive", driver);
+    return long_task;
+  };
+
   std::uint64_t received = 0;
   std::uint64_t sent = 0;
-  std::deque<Future<void>> sends;
   Backoff backoff;
+  // For a few milliseconds after its last task (or its start) a worker only yields between
+  // polls, so the next chunk is taken at once; then it backs off to sleeping, as every wait.
+  auto last_work = Clock::now();
+  auto pause = [&] {
+    if (Clock::now() - last_work < hot_window)
+      sched_yield();
+    else
+      backoff.pause();
+  };
   for (;;) {
-    if (auto stop = try_receive(comm, driver, stop_tag)) {
-      Reader in(*stop);
-      const auto tasks = in.raw<std::uint64_t>();
+    if (completed(comm, stop)) {
       // Take the tasks the driver sent before it said stop off the wire, unrun.
+      const std::uint64_t tasks = stop_word;
       while (received < tasks) {
-        if (try_receive(comm, driver, task_tag)) {
+        Slot& s = slots[next];
+        MPI_Status status{};
+        if (completed(comm, s.request, &status)) {
           ++received;
+          whole_task(s, status);
+          post(s);
+          next = (next + 1) % slots.size();
           backoff.reset();
         } else {
+          complete_sends();
           backoff.pause();
         }
       }
+      for (auto& s : slots) cancel_receive(s.request);
       Bytes done;
       put_raw(done, sent);
-      sends.push_back(comm.isend(std::move(done), driver, done_tag));
-      for (auto& s : sends) s.wait();
+      auto done_send = comm.isend(std::move(done), driver, done_tag);
+      wait_until(
+          [&] {
+            complete_sends();
+            return sending.empty();
+          },
+          no_deadline, {comm.name(), "stop", driver, comm.native()});
+      done_send.wait();
       return;
     }
-    if (auto task = try_receive(comm, driver, task_tag)) {
+    Slot& s = slots[next];
+    MPI_Status status{};
+    if (completed(comm, s.request, &status)) {
       ++received;
-      auto result = execute_chunk(*task, rank);
-      sends.push_back(comm.isend(std::move(result), driver, result_tag));
+      const auto task = whole_task(s, status);
+      Sending out;
+      if (!spare.empty()) {
+        out.buffer = std::move(spare.back());
+        spare.pop_back();
+      }
+      execute_chunk(task, rank, out.buffer);
+      post(s);
+      next = (next + 1) % slots.size();
+      // Send the result: whole, or its head, length and first word, then the rest.
+      Bytes& b = out.buffer;
+      if (b.size() <= inline_bytes) {
+        out.requests[0] = post_send(comm, b.data(), b.size(), driver, result_tag);
+      } else {
+        auto head = read_head<ResultHead>(b.data());
+        head.flags |= bulk_flag;
+        constexpr std::size_t cut = sizeof(ResultHead) + sizeof(std::uint64_t);
+        const std::uint64_t bulk = b.size() - cut;
+        out.first.resize(result_split);
+        write_head(out.first.data(), head);
+        std::memcpy(out.first.data() + sizeof(ResultHead), &bulk, sizeof bulk);
+        std::memcpy(out.first.data() + sizeof(ResultHead) + sizeof bulk,
+                    b.data() + sizeof(ResultHead), sizeof(std::uint64_t));
+        out.requests[0] = post_send(comm, out.first.data(), out.first.size(), driver, result_tag);
+        out.requests[1] = post_send(comm, b.data() + cut, bulk, driver, result_bulk_tag);
+      }
+      sending.push_back(std::move(out));
       ++sent;
-      while (!sends.empty() && sends.front().test()) sends.pop_front();
+      complete_sends();
       backoff.reset();
+      last_work = Clock::now();
       continue;
     }
-    while (!sends.empty() && sends.front().test()) sends.pop_front();
-    backoff.pause();
+    complete_sends();
+    pause();
   }
 }
 

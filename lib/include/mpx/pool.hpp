@@ -79,7 +79,6 @@ struct MapOptions {
 };
 
 namespace detail {
-
 using Deferred = std::vector<std::function<void()>>;
 
 /// One submitted call (map, apply_async, imap...), as the driver's service sees it. The typed
@@ -94,9 +93,14 @@ struct JobCore {
   /// False: the first failed chunk fails the whole job (map); true: every chunk reports
   /// (imap).
   bool keep_going_after_error = false;
-  /// Produces the next chunk's arguments (put_items); false when the input is exhausted.
-  /// Null for jobs fed from the caller's thread (imap).
-  std::function<bool(std::vector<char>& args)> generate;
+  /// Appends the next chunk's arguments (put_items) to `args`; false when the input is
+  /// exhausted. Null for jobs fed from the caller's thread (imap). Given a `view`, a chunk of
+  /// plain-data items may instead append only their count and point *view at the items,
+  /// which stay valid while the job lives: the driver sends them from there.
+  std::function<bool(std::vector<char>& args, std::span<const char>* view)> generate;
+  /// Where the `n` plain-data results of `chunk` can be received in place (their bytes), or
+  /// an empty span. Null when results must go through on_result.
+  std::function<std::span<char>(std::uint64_t chunk, std::uint64_t n)> landing;
   std::function<void(std::uint64_t chunk, Reader& results, Deferred& later)> on_result;
   /// A chunk failed; chunk is UINT64_MAX when the pool was terminated under the job.
   std::function<void(std::uint64_t chunk, std::exception_ptr error, Deferred& later)> on_error;
@@ -110,6 +114,8 @@ struct JobCore {
   std::uint64_t returned = 0;  // chunks whose result or error came back
   bool input_done = false;
   bool failed = false;  // stop sending this job's chunks
+  std::uint64_t views_pending = 0;  // sends from the job's own input not yet complete
+  std::exception_ptr held_error;    // a failure reported once views_pending is 0
   std::uint64_t items_done = 0;
   double started = 0, last_drawn = 0;
 };
@@ -568,11 +574,21 @@ auto Pool::submit_map(const char* operation, F f, std::span<const Item> items,
                                 ? options.chunksize
                                 : detail::auto_chunksize(items.size(), core_->workers());
   auto cursor = std::make_shared<std::size_t>(0);
-  job->generate = [items, keep_alive, chunk, cursor](std::vector<char>& args) {
+  job->generate = [items, keep_alive, chunk, cursor](std::vector<char>& args,
+                                                     std::span<const char>* view) {
     if (*cursor >= items.size()) return false;
     const std::size_t n = std::min(chunk, items.size() - *cursor);
-    detail::put_items<Item>(args, items.subspan(*cursor, n));
+    const auto part = items.subspan(*cursor, n);
     *cursor += n;
+    if constexpr (detail::trivially_sendable<Item>) {
+      if (view) {  // sent straight from the input, no copy
+        detail::put_raw(args, static_cast<std::uint64_t>(n));
+        *view = std::span<const char>(reinterpret_cast<const char*>(part.data()),
+                                      part.size_bytes());
+        return true;
+      }
+    }
+    detail::put_items<Item>(args, part);
     return true;
   };
   // Results go straight to their place in the final vector when R is plain data; otherwise
@@ -580,10 +596,16 @@ auto Pool::submit_map(const char* operation, F f, std::span<const Item> items,
   constexpr bool direct = detail::trivially_sendable<R> && std::is_default_constructible_v<R>;
   auto all = std::make_shared<Result>();
   auto parts = std::make_shared<std::vector<std::vector<R>>>();
-  if constexpr (direct)
+  if constexpr (direct) {
     all->resize(items.size());
-  else
+    job->landing = [all, chunk](std::uint64_t index, std::uint64_t n) -> std::span<char> {
+      const std::size_t at = static_cast<std::size_t>(index) * chunk;
+      if (at > all->size() || n > all->size() - at) return {};
+      return {reinterpret_cast<char*>(all->data() + at), static_cast<std::size_t>(n) * sizeof(R)};
+    };
+  } else {
     parts->resize((items.size() + chunk - 1) / chunk);
+  }
   job->on_result = [all, parts, chunk](std::uint64_t index, detail::Reader& in, detail::Deferred&) {
     if constexpr (direct) {
       const auto n = static_cast<std::size_t>(in.raw<std::uint64_t>());
@@ -802,7 +824,7 @@ auto Pool::apply_async(F f, std::tuple<Args...> args, Callback callback,
   job->state = detail::callable_state(f, "apply_async");
   auto item = std::make_shared<Item>(std::move(args));
   auto sent = std::make_shared<bool>(false);
-  job->generate = [item, sent](std::vector<char>& out) {
+  job->generate = [item, sent](std::vector<char>& out, std::span<const char>*) {
     if (*sent) return false;
     *sent = true;
     detail::put_items<Item>(out, std::span<const Item>(item.get(), 1));
