@@ -612,7 +612,7 @@ TEST(BadInputNamespace, MissingNameWrongTypeAndUseAfterMove) {
   EXPECT_MPX_ERROR(mpx::UsageError, (void)ns.get<double>("x"), name, "get", "moved from");
   EXPECT_MPX_ERROR(mpx::UsageError, (void)ns.contains("x"), name, "contains", "moved from");
   EXPECT_MPX_ERROR(mpx::UsageError, (void)ns.erase("x"), name, "erase", "moved from");
-  EXPECT_MPX_ERROR(mpx::UsageError, (void)ns.names(), name, "keys", "moved from");
+  EXPECT_MPX_ERROR(mpx::UsageError, (void)ns.names(), name, "names", "moved from");
   EXPECT_EQ(moved.get<double>("x"), 2.5);
   world().barrier();
 }

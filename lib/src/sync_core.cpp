@@ -115,7 +115,11 @@ void check_same_everywhere(const Communicator& comm, std::string_view object, st
   const auto all = gather_creation(comm, object, {v0, v1, v2});
   for (std::size_t r = 1; r < all.size(); ++r) {
     if (all[r] == all[0]) continue;
-    auto show = [](const std::vector<std::int64_t>& p) {
+    // One argument (the others zero everywhere) prints as "2", several as "(2, 0, -1)".
+    const bool single =
+        std::all_of(all.begin(), all.end(), [](const auto& p) { return p[1] == 0 && p[2] == 0; });
+    auto show = [single](const std::vector<std::int64_t>& p) {
+      if (single) return std::to_string(p[0]);
       return "(" + std::to_string(p[0]) + ", " + std::to_string(p[1]) + ", " +
              std::to_string(p[2]) + ")";
     };

@@ -209,10 +209,7 @@ class Dict {
     return detail::dict_decode<std::map<K, V>>(reply.payload());
   }
   /// Every key, in order (remote). Python: list(d.keys()).
-  [[nodiscard]] std::vector<K> keys() const {
-    const auto reply = core("keys").call(detail::dict_request(detail::DictOp::keys), "keys");
-    return detail::dict_decode<std::vector<K>>(reply.payload());
-  }
+  [[nodiscard]] std::vector<K> keys() const { return keys_impl("keys"); }
   /// Number of entries (remote). Python: len(d).
   [[nodiscard]] std::size_t size() const {
     const auto reply = core("size").call(detail::dict_request(detail::DictOp::size), "size");
@@ -263,6 +260,11 @@ class Dict {
     const auto p = reply.payload();
     if (p.empty() || p[0] == 0) return std::nullopt;
     return detail::dict_decode<V>(p.subspan(1));
+  }
+
+  std::vector<K> keys_impl(std::string_view operation) const {
+    const auto reply = core(operation).call(detail::dict_request(detail::DictOp::keys), operation);
+    return detail::dict_decode<std::vector<K>>(reply.payload());
   }
 
   std::optional<V> pop_impl(const K& key, std::string_view operation) {
@@ -378,7 +380,7 @@ class Namespace {
   /// Unbinds `name`; returns whether it was bound (remote). Python: del ns.name.
   bool erase(const std::string& name) { return entries_.erase(name); }
   /// Every bound name, in order (remote).
-  [[nodiscard]] std::vector<std::string> names() const { return entries_.keys(); }
+  [[nodiscard]] std::vector<std::string> names() const { return entries_.keys_impl("names"); }
   /// "Namespace#N" (local).
   [[nodiscard]] const std::string& name() const noexcept { return entries_.name(); }
 
