@@ -205,6 +205,34 @@ T decode(std::span<const char> bytes) {
   }
 }
 
+/// decode() for values a collective received from rank `from`: bytes that are not a T (that
+/// rank passed another type) throw TypeMismatch instead of being misread.
+template <class T>
+T decode_from(std::span<const char> bytes, const std::string& comm, std::string_view op, int from) {
+  const std::string advice =
+      "; every rank must pass the same type here (do all ranks run the same program and create "
+      "the same objects in the same order?)";
+  bool fits = true;
+  if constexpr (wire_kind<T>() == WireKind::raw)
+    fits = bytes.size() == sizeof(T);
+  else if constexpr (raw_sequence<T>::value)
+    fits = bytes.size() % sizeof(typename raw_sequence<T>::element) == 0;
+  if (!fits)
+    fail<TypeMismatch>(comm, op,
+                       "rank " + std::to_string(from) + " passed " + std::to_string(bytes.size()) +
+                           " bytes, which is not a " + readable_name<T>() + advice);
+  try {
+    return decode<T>(bytes);
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    fail<TypeMismatch>(comm, op,
+                       "rank " + std::to_string(from) + " passed " + std::to_string(bytes.size()) +
+                           " bytes that are not a " + readable_name<T>() + " (" + e.what() + ")" +
+                           advice);
+  }
+}
+
 /// Compile-time gate with a readable message.
 template <class T>
 constexpr void check_sendable() {
@@ -757,50 +785,55 @@ T Communicator::bcast(T value, int root) const {
   if constexpr (detail::wire_kind<T>() == detail::WireKind::raw) {
     bcast_bytes(&value, sizeof(T), root, "bcast");
     return value;
-  } else if constexpr (detail::raw_sequence<T>::value) {
-    using E = typename detail::raw_sequence<T>::element;
-    std::uint64_t n = rank_ == root ? value.size() : 0;
-    bcast_bytes(&n, sizeof n, root, "bcast");
-    if (rank_ != root) value.resize(n);
-    bcast_bytes(value.data(), n * sizeof(E), root, "bcast");
-    return value;
   } else {
-    std::vector<char> bytes;
-    if (rank_ == root) detail::serialize_into(bytes, value);
-    bytes = bcast(std::move(bytes), root);
-    return rank_ == root ? std::move(value) : detail::decode<T>(bytes);
+    // A header (size in bytes, type fingerprint) goes first: a rank that expects another type
+    // than the root sent takes the bytes off the wire and throws TypeMismatch, never misreads.
+    constexpr bool sequence = detail::raw_sequence<T>::value;
+    const int fingerprint = detail::fingerprint_of<T>();
+    std::vector<char> image;
+    std::uint64_t header[2] = {0, static_cast<std::uint64_t>(fingerprint)};
+    if (rank_ == root) {
+      if constexpr (sequence) {
+        header[0] = value.size() * sizeof(typename detail::raw_sequence<T>::element);
+      } else {
+        detail::serialize_into(image, value);
+        header[0] = image.size();
+      }
+    }
+    bcast_bytes(header, sizeof header, root, "bcast");
+    const auto bytes = static_cast<std::size_t>(header[0]);
+    if (rank_ != root && static_cast<int>(header[1]) != fingerprint) {
+      image.resize(bytes);
+      bcast_bytes(image.data(), bytes, root, "bcast");
+      detail::fail<TypeMismatch>(
+          name_, "bcast",
+          "asked for a '" + detail::readable_name<T>() + "' but the root (rank " +
+              std::to_string(root) + ") sent " + detail::lookup_type_name(static_cast<int>(header[1])) +
+              "; every rank must pass the same type here (do all ranks run the same program and "
+              "create the same objects in the same order?)");
+    }
+    if constexpr (sequence) {
+      if (rank_ != root) value.resize(bytes / sizeof(typename detail::raw_sequence<T>::element));
+      bcast_bytes(value.data(), bytes, root, "bcast");
+      return value;
+    } else {
+      if (rank_ != root) image.resize(bytes);
+      bcast_bytes(image.data(), bytes, root, "bcast");
+      return rank_ == root ? std::move(value) : detail::decode_from<T>(image, name_, "bcast", root);
+    }
   }
 }
 
 template <class T>
 std::vector<T> Communicator::decode_all(const std::vector<char>& bytes,
                                         const std::vector<int>& counts, std::string_view op) const {
-  // A rank that passed another type (another program, or objects created in another order)
-  // must not be read as this one: raw values are checked by size, archives by loading them.
-  auto mismatch = [&](std::size_t r, const std::string& what) {
-    detail::fail<TypeMismatch>(name_, op,
-                               "rank " + std::to_string(r) + " " + what + "; every rank must pass "
-                               "the same type here (do all ranks run the same program and create "
-                               "the same objects in the same order?)");
-  };
   std::vector<T> out;
   out.reserve(counts.size());
   std::size_t offset = 0;
   for (std::size_t r = 0; r < counts.size(); ++r) {
     const auto c = static_cast<std::size_t>(counts[r]);
-    if constexpr (detail::wire_kind<T>() == detail::WireKind::raw) {
-      if (c != sizeof(T))
-        mismatch(r, "contributed " + std::to_string(c) + " bytes but a " + detail::readable_name<T>() +
-                        " has " + std::to_string(sizeof(T)));
-    }
-    try {
-      out.push_back(detail::decode<T>(std::span<const char>(bytes).subspan(offset, c)));
-    } catch (const Error&) {
-      throw;
-    } catch (const std::exception& e) {
-      mismatch(r, "contributed " + std::to_string(c) + " bytes that are not a " +
-                      detail::readable_name<T>() + " (" + e.what() + ")");
-    }
+    out.push_back(detail::decode_from<T>(std::span<const char>(bytes).subspan(offset, c), name_, op,
+                                         static_cast<int>(r)));
     offset += c;
   }
   return out;
@@ -825,7 +858,7 @@ T Communicator::scatter(const std::vector<T>& values, int root) const {
     }
   }
   const auto mine = scatterv_bytes(all, counts, root, "scatter");
-  return detail::decode<T>(mine);
+  return detail::decode_from<T>(mine, name_, "scatter", root);
 }
 
 template <class E>
