@@ -9,6 +9,7 @@
 #include <boost/serialization/access.hpp>
 #include <chrono>
 #include <cmath>
+#include <list>
 #include <numeric>
 #include <ranges>
 #include <set>
@@ -44,6 +45,15 @@ int fails_on_13(int x) {
   return x;
 }
 MPX_REGISTER(fails_on_13);
+
+int fails_on_123456(int x) {
+  if (x == 123456) throw std::runtime_error("bad item");
+  return x;
+}
+MPX_REGISTER(fails_on_123456);
+
+double half(int x) { return x / 2.0; }
+MPX_REGISTER(half);
 
 double sleep_for_ms(int ms) {
   std::this_thread::sleep_for(std::chrono::milliseconds(ms));
@@ -532,5 +542,110 @@ TEST(Pool, SeveralPoolsOneAfterAnother) {
       pool.close();
       pool.join();
     }
+  }
+}
+
+// ---- chunks too long for one message: sent from the caller's input, received in place ------
+
+TEST(Pool, LongChunksOfPlainDataGoStraightFromInputToOutput) {
+  if (auto pool = mpx::Pool::serve()) {
+    std::vector<int> in(300000);
+    std::iota(in.begin(), in.end(), 0);
+    // int -> double: results twice as long as the items
+    const auto out = pool.map(half, in, {.chunksize = 40000});
+    ASSERT_EQ(out.size(), in.size());
+    bool right = true;
+    for (std::size_t i = 0; i < out.size(); ++i)
+      right = right && out[i] == static_cast<double>(i) / 2.0;
+    EXPECT_TRUE(right);
+    // Chunk sizes around the longest message that travels whole, and a lambda.
+    const auto first = std::span<const int>(in).first(20000);
+    for (std::size_t chunk : {1000u, 1009u, 1010u, 1011u, 3000u}) {
+      const auto squares = pool.map(function_square, first, {.chunksize = chunk});
+      const auto plus = pool.map([](int x) { return x + 1; }, first, {.chunksize = chunk});
+      ASSERT_EQ(squares.size(), first.size());
+      ASSERT_EQ(plus.size(), first.size());
+      bool ok = true;
+      for (std::size_t i = 0; i < first.size(); ++i)
+        ok = ok && squares[i] == first[i] * first[i] && plus[i] == first[i] + 1;
+      EXPECT_TRUE(ok) << "chunksize " << chunk;
+    }
+  }
+}
+
+TEST(Pool, LongChunkThatThrowsFailsTheMapAndThePoolStaysUsable) {
+  if (auto pool = mpx::Pool::serve()) {
+    for (int round = 0; round < 2; ++round) {
+      std::vector<int> in(400000);
+      std::iota(in.begin(), in.end(), 0);
+      try {
+        pool.map(fails_on_123456, in, {.chunksize = 50000});
+        ADD_FAILURE() << "map did not throw";
+      } catch (const mpx::RemoteError& e) {
+        EXPECT_EQ(e.type(), "std::runtime_error");
+        EXPECT_EQ(e.message(), "bad item");
+      }
+      in.assign(in.size(), 3);  // the caller may reuse (or free) its input at once
+      auto r = pool.map_async(fails_on_123456, std::views::iota(0, 400000), {.chunksize = 30000});
+      EXPECT_THROW(r.get(), mpx::RemoteError);
+    }
+    EXPECT_EQ(pool.map(function_square, std::vector{1, 2, 3}), (std::vector{1, 4, 9}));
+  }
+}
+
+TEST(Pool, LongChunksOfStringsPairsAndNonContiguousInputs) {
+  if (auto pool = mpx::Pool::serve()) {
+    std::list<std::string> words;  // neither contiguous nor plain data
+    for (int i = 0; i < 20000; ++i) words.push_back("word" + std::to_string(i));
+    const auto out =
+        pool.map([](const std::string& s) { return s + "!"; }, words, {.chunksize = 5000});
+    ASSERT_EQ(out.size(), words.size());
+    bool right = true;
+    std::size_t i = 0;
+    for (const auto& w : words) right = right && out[i++] == w + "!";
+    EXPECT_TRUE(right);
+    // A filtered view: an input range of unknown size.
+    const auto evens = pool.map(
+        function_square,
+        std::views::iota(0, 40000) | std::views::filter([](int x) { return x % 2 == 0; }),
+        {.chunksize = 7000});
+    ASSERT_EQ(evens.size(), 20000u);
+    right = true;
+    for (std::size_t k = 0; k < evens.size(); ++k)
+      right = right && evens[k] == static_cast<int>(4 * k * k);
+    EXPECT_TRUE(right);
+    // starmap of pairs (not plain data) in long chunks
+    std::vector<std::pair<int, int>> pairs;
+    for (int k = 0; k < 30000; ++k) pairs.emplace_back(k, 2 * k);
+    const auto sums = pool.starmap([](int a, int b) { return a + b; }, pairs, {.chunksize = 6000});
+    ASSERT_EQ(sums.size(), pairs.size());
+    right = true;
+    for (std::size_t k = 0; k < sums.size(); ++k) right = right && sums[k] == 3 * static_cast<int>(k);
+    EXPECT_TRUE(right);
+    // imap of long strings in long chunks, in order
+    std::size_t n = 0;
+    right = true;
+    for (const std::string& s :
+         pool.imap([](int x) { return std::string(100, static_cast<char>('a' + x % 26)); },
+                   std::views::iota(0, 3000), {.chunksize = 500})) {
+      right = right && s == std::string(100, static_cast<char>('a' + n % 26));
+      ++n;
+    }
+    EXPECT_TRUE(right);
+    EXPECT_EQ(n, 3000u);
+  }
+}
+
+TEST(Pool, TerminateWithLongChunksInFlight) {
+  if (auto pool = mpx::Pool::serve()) {
+    auto pending = pool.map_async(
+        [](int x) {
+          if (x % 20000 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(30));
+          return x;
+        },
+        std::views::iota(0, 400000), {.chunksize = 20000});
+    pool.terminate();
+    EXPECT_THROW(pending.get(30s), mpx::ClosedError);
+    EXPECT_THROW(pool.map(function_square, std::vector{1}), mpx::UsageError);
   }
 }

@@ -79,6 +79,7 @@ struct MapOptions {
 };
 
 namespace detail {
+
 using Deferred = std::vector<std::function<void()>>;
 
 /// One submitted call (map, apply_async, imap...), as the driver's service sees it. The typed
