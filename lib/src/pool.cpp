@@ -483,9 +483,13 @@ class PoolDriver final : public PoolCore, public Service {
       jobs_.emplace(job->id, job);
       queue_.push_back(job);
       if (job->input_done) finish_if_complete(*job, later);
-      // Dispatch at once from the caller's thread: the first chunks leave without waiting
-      // for the progress thread to wake up.
-      if (!local_) dispatch(later);
+      // The job's first chunks leave at once from the caller's thread, without waiting for
+      // the progress thread to wake up (other jobs are left to the progress thread, so user
+      // callbacks still run there).
+      if (!local_ && jobs_.count(job->id)) dispatch(later, job.get());
+      // Then the job prepares its output while the workers start (under the lock, so no
+      // result is taken in before).
+      if (job->prepare) job->prepare();
     }
     run(later);
     ProgressEngine::instance().wake();
@@ -876,8 +880,12 @@ class PoolDriver final : public PoolCore, public Service {
     Bytes keep;                         // owner of `bulk` (a fed chunk), if not the job
     std::shared_ptr<JobCore> view_job;  // owner of `bulk` when it is the job's input
   };
-  bool next_task(Task& task, Deferred& later) {
+  bool next_task(Task& task, Deferred& later, const JobCore* only) {
     for (std::size_t i = 0; i < queue_.size();) {
+      if (only && queue_[i].get() != only) {
+        ++i;
+        continue;
+      }
       auto job = queue_[i];
       if (job->failed && !job->keep_going_after_error) {
         queue_.erase(queue_.begin() + static_cast<std::ptrdiff_t>(i));
@@ -936,7 +944,8 @@ class PoolDriver final : public PoolCore, public Service {
     return false;
   }
 
-  bool dispatch(Deferred& later) {
+  /// Sends chunks (of `only` if given) until every worker holds its share.
+  bool dispatch(Deferred& later, const JobCore* only = nullptr) {
     if (phase_ == Phase::stopping || phase_ == Phase::stopped) return false;
     bool worked = false;
     // Round by round, so every worker gets a first chunk before any gets a second.
@@ -950,7 +959,7 @@ class PoolDriver final : public PoolCore, public Service {
         auto& w = ws_[i];
         if (w.in_flight >= level) continue;
         Task task;
-        if (!next_task(task, later)) return worked;
+        if (!next_task(task, later, only)) return worked;
         send_task(w, std::move(task));
         worked = true;
       }

@@ -102,6 +102,9 @@ struct JobCore {
   /// Where the `n` plain-data results of `chunk` can be received in place (their bytes), or
   /// an empty span. Null when results must go through on_result.
   std::function<std::span<char>(std::uint64_t chunk, std::uint64_t n)> landing;
+  /// Run once by submit() after the first chunks have left (before any result is taken
+  /// in): prepares the output while the workers start. May be null.
+  std::function<void()> prepare;
   std::function<void(std::uint64_t chunk, Reader& results, Deferred& later)> on_result;
   /// A chunk failed; chunk is UINT64_MAX when the pool was terminated under the job.
   std::function<void(std::uint64_t chunk, std::exception_ptr error, Deferred& later)> on_error;
@@ -598,7 +601,8 @@ auto Pool::submit_map(const char* operation, F f, std::span<const Item> items,
   auto all = std::make_shared<Result>();
   auto parts = std::make_shared<std::vector<std::vector<R>>>();
   if constexpr (direct) {
-    all->resize(items.size());
+    // Sized (and its pages touched) while the first chunks are on their way.
+    job->prepare = [all, n = items.size()] { all->resize(n); };
     job->landing = [all, chunk](std::uint64_t index, std::uint64_t n) -> std::span<char> {
       const std::size_t at = static_cast<std::size_t>(index) * chunk;
       if (at > all->size() || n > all->size() - at) return {};
