@@ -28,7 +28,8 @@ namespace detail {
 class SyncCore;
 }
 
-/// Python's multiprocessing.Barrier(parties, action, timeout). Move-only.
+/// Python's multiprocessing.Barrier(parties, action, timeout). Move-only (every call on a
+/// moved-from one throws UsageError).
 class Barrier {
  public:
   /// A barrier for `parties` waiters, 1 <= parties <= comm.size() (collective over `comm`;

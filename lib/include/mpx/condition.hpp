@@ -29,7 +29,8 @@ class SyncCore;
 }
 
 /// Python's multiprocessing.Condition: a wait list bound to a Lock or RLock. Lockable itself
-/// (locking the condition locks its lock). Move-only.
+/// (locking the condition locks its lock). Move-only (every call on a moved-from one throws
+/// UsageError).
 class Condition {
  public:
   /// Creates a condition with its own RLock, as Python's Condition() (collective over

@@ -152,7 +152,8 @@ class DictItem {
 
 class Namespace;
 
-/// A dictionary shared by every rank: Python's multiprocessing.Manager().dict(). Move-only.
+/// A dictionary shared by every rank: Python's multiprocessing.Manager().dict(). Move-only
+/// (every call on a moved-from one throws UsageError).
 template <class K, class V>
 class Dict {
  public:
@@ -340,7 +341,8 @@ class Dict {
 };
 
 /// Python's Manager().Namespace(): named values of any sendable type, shared by every rank
-/// (hosted on rank 0 like a Dict). Move-only.
+/// (hosted on rank 0 like a Dict). Move-only (every call on a moved-from one throws
+/// UsageError).
 ///
 ///   mpx::Namespace ns;                       // ns = manager.Namespace()
 ///   ns.set("result", std::vector<double>{}); // ns.result = []

@@ -22,7 +22,8 @@ namespace detail {
 class SyncCore;
 }
 
-/// Python's multiprocessing.Event: a shared flag ranks can wait for. Move-only.
+/// Python's multiprocessing.Event: a shared flag ranks can wait for. Move-only (every call on a
+/// moved-from one throws UsageError).
 class Event {
  public:
   /// Creates the event, not set (collective over `comm`).

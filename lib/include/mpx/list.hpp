@@ -51,7 +51,8 @@ enum class ListOp : char {
 inline constexpr std::uint64_t list_last = ~std::uint64_t{0};
 }  // namespace detail
 
-/// A list shared by every rank: Python's multiprocessing.Manager().list(). Move-only.
+/// A list shared by every rank: Python's multiprocessing.Manager().list(). Move-only (every
+/// call on a moved-from one throws UsageError).
 template <class T>
 class List {
  public:

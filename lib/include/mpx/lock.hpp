@@ -136,8 +136,8 @@ class LockBase {
 };
 }  // namespace detail
 
-/// Python's multiprocessing.Lock: one holder at a time across every rank of the
-/// communicator. Move-only.
+/// Python's multiprocessing.Lock: one holder at a time across every rank of the communicator.
+/// Move-only (every call on a moved-from one throws UsageError).
 class Lock : public detail::LockBase {
  public:
   /// Creates the lock (collective over `comm`: every rank calls it, in the same order as
@@ -150,8 +150,9 @@ class Lock : public detail::LockBase {
   Lock& operator=(Lock&&) noexcept = default;
 };
 
-/// Python's multiprocessing.RLock: a lock the holding thread may acquire again; it is free
-/// once released as many times as it was acquired. Move-only.
+/// Python's multiprocessing.RLock: a lock the holding thread may acquire again; it is free once
+/// released as many times as it was acquired. Move-only (every call on a moved-from one throws
+/// UsageError).
 class RLock : public detail::LockBase {
  public:
   /// Creates the lock (collective over `comm`). The lock starts free.

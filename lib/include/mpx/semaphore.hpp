@@ -29,9 +29,9 @@ namespace detail {
 class SyncCore;
 }
 
-/// Python's multiprocessing.Semaphore: a counter that acquire() decrements (waiting while it
-/// is 0) and release() increments. Meets Lockable/TimedLockable (std::lock_guard works).
-/// Move-only.
+/// Python's multiprocessing.Semaphore: a counter that acquire() decrements (waiting while it is
+/// 0) and release() increments. Meets Lockable/TimedLockable (std::lock_guard works). Move-only
+/// (every call on a moved-from one throws UsageError).
 class Semaphore {
  public:
   /// Creates the semaphore with counter `value` >= 0 (collective over `comm`; every rank
@@ -94,7 +94,8 @@ class Semaphore {
 };
 
 /// Python's multiprocessing.BoundedSemaphore: a Semaphore whose release() may not raise the
-/// counter above the initial value (UsageError). Move-only.
+/// counter above the initial value (UsageError). Move-only (every call on a moved-from one
+/// throws UsageError).
 class BoundedSemaphore : public Semaphore {
  public:
   /// Creates it with counter and bound `value` >= 0 (collective over `comm`).

@@ -273,8 +273,9 @@ class SharedStore {
 
 }  // namespace detail
 
-/// A single T shared by every rank of a communicator: Python's multiprocessing.Value.
-/// Move-only; every operation is atomic (see the file comment for where the value lives).
+/// A single T shared by every rank of a communicator: Python's multiprocessing.Value. Move-only
+/// (every call on a moved-from one throws UsageError); every operation is atomic (see the file
+/// comment for where the value lives).
 template <class T>
 class Value {
  public:
@@ -374,9 +375,10 @@ class ArrayElement {
   std::size_t index_;
 };
 
-/// A fixed-length sequence of T shared by every rank: Python's multiprocessing.Array.
-/// Move-only; single-element operations are atomic, slices and assign are not atomic as a
-/// whole (hold get_lock()). Indexes out of range are a UsageError.
+/// A fixed-length sequence of T shared by every rank: Python's multiprocessing.Array. Move-only
+/// (every call on a moved-from one throws UsageError); single-element operations are atomic,
+/// slices and assign are not atomic as a whole (hold get_lock()). Indexes out of range are a
+/// UsageError.
 template <class T>
 class Array {
  public:
