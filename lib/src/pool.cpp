@@ -575,7 +575,9 @@ class PoolDriver final : public PoolCore, public Service {
       std::lock_guard lock(mutex_);
       worked = receive(later);
       worked = dispatch(later) || worked;
-      worked = complete_sends(later) || worked;
+      // Sends are completed when there is nothing else to do or many are pending (the
+      // eager ones are done at once; testing them every round costs an MPI call per chunk).
+      if (!worked || task_sends_.size() >= 16) worked = complete_sends(later) || worked;
     }
     run(later);
     return worked;
@@ -886,7 +888,7 @@ class PoolDriver final : public PoolCore, public Service {
         ++i;
         continue;
       }
-      auto job = queue_[i];
+      JobCore* job = queue_[i].get();  // valid until finish_if_complete below
       if (job->failed && !job->keep_going_after_error) {
         queue_.erase(queue_.begin() + static_cast<std::ptrdiff_t>(i));
         continue;
@@ -928,9 +930,11 @@ class PoolDriver final : public PoolCore, public Service {
             !local_ && task.message.size() + 2 * sizeof(std::uint64_t) <= inline_bytes;
         if (job->generate(task.message, may_view ? &view : nullptr)) {
           ++job->produced;
-          if (!view.empty()) {
+          if (task.message.size() + view.size() <= inline_bytes) {
+            task.message.insert(task.message.end(), view.begin(), view.end());  // one message
+          } else if (!view.empty()) {
             task.bulk = view;
-            task.view_job = job;
+            task.view_job = queue_[i];
           }
           return true;
         }
