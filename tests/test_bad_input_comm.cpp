@@ -16,6 +16,8 @@
 #include <boost/serialization/vector.hpp>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <map>
 #include <span>
@@ -45,6 +47,7 @@ void check_error(const char* type, F&& call, const std::string& object, const st
     ADD_FAILURE() << "expected " << type << ", nothing was thrown";
   } catch (const E& e) {
     const std::string what = e.what();
+    if (std::getenv("MPX_PRINT_ERRORS")) std::printf("%s | %s\n", type, what.c_str());  // for docs
     EXPECT_TRUE(typeid(e) == typeid(E)) << "expected exactly " << type << ", got a subclass: " << what;
     const std::string prefix = "mpx: rank " + std::to_string(me()) + ": " + object;
     EXPECT_EQ(what.rfind(prefix, 0), 0u) << "message should start with '" << prefix << "': " << what;

@@ -29,19 +29,34 @@ std::map<int, std::string>& registry() {
   return names;
 }
 
-// "mpx::detail::sequence_of<char>" -> "sequence of char (std::string, std::vector<char>)".
+// "sequence_of<char>" -> "std::vector<char> (or another contiguous sequence of char)",
+// "serialized<X>" -> "X". The compiler spells the wire types with or without their namespace.
 std::string readable(std::string_view wire) {
-  constexpr std::string_view seq = "mpx::detail::sequence_of<";
-  constexpr std::string_view ser = "mpx::detail::serialized<";
+  if (wire.starts_with("mpx::detail::")) wire.remove_prefix(std::string_view("mpx::detail::").size());
+  constexpr std::string_view seq = "sequence_of<";
+  constexpr std::string_view ser = "serialized<";
   if (wire.starts_with(seq)) {
-    auto e = wire.substr(seq.size(), wire.size() - seq.size() - 1);
-    return "std::vector<" + std::string(e) + "> (or another contiguous sequence of " +
-           std::string(e) + ")";
+    const std::string e = tidy_type_name(wire.substr(seq.size(), wire.size() - seq.size() - 1));
+    return "std::vector<" + e + "> (or another contiguous sequence of " + e + ")";
   }
-  if (wire.starts_with(ser)) return std::string(wire.substr(ser.size(), wire.size() - ser.size() - 1));
-  return std::string(wire);
+  if (wire.starts_with(ser)) return tidy_type_name(wire.substr(ser.size(), wire.size() - ser.size() - 1));
+  return tidy_type_name(wire);
 }
 }  // namespace
+
+std::string tidy_type_name(std::string_view name) {
+  std::string out(name);
+  auto replace_all = [&out](std::string_view from, std::string_view to) {
+    for (auto at = out.find(from); at != std::string::npos; at = out.find(from, at + to.size()))
+      out.replace(at, from.size(), to);
+  };
+  replace_all("std::__cxx11::basic_string<char>", "std::string");
+  replace_all("std::__cxx11::", "std::");
+  replace_all("long int", "long");
+  replace_all(" >", ">");
+  while (!out.empty() && out.back() == ' ') out.pop_back();
+  return out;
+}
 
 bool register_type_name(int fingerprint, std::string_view name) noexcept {
   try {

@@ -107,10 +107,14 @@ int fingerprint_of() noexcept {
   return wire_id<W>::fingerprint;
 }
 
+/// A compiler's type spelling made readable: "std::__cxx11::basic_string<char>" becomes
+/// "std::string" (communicator.cpp).
+std::string tidy_type_name(std::string_view name);
+
 /// Readable name of T for error messages.
 template <class T>
 std::string readable_name() {
-  return std::string(type_name<T>());
+  return tidy_type_name(type_name<T>());
 }
 
 /// std::streambuf that appends to a byte vector.
