@@ -21,9 +21,13 @@
 //
 // How work moves: workers pull. The driver hands each worker a chunk and one more in
 // advance; a worker's result is its request for the next chunk, so fast workers take more
-// and slow tasks never leave others idle. map/imap return results in input order. The
-// driver's waits (get(), map(), iterating imap) and its progress thread sleep with backoff,
-// so a driver rank costs about 1% of a core: start one rank more than you have cores.
+// and slow tasks never leave others idle. map/imap return results in input order. Chunks of
+// plain data travel as raw bytes: a long one straight from the caller's input, its results
+// straight into the output vector; a registered function (MPX_REGISTER) runs over a chunk
+// in a compiled loop, as fast as a hand-written one. The driver's waits (get(), map(),
+// iterating imap) and its progress thread sleep with backoff, so a driver rank costs about
+// 1% of a core: start one rank more than you have cores. A worker stays quick to react for
+// a few milliseconds after each task (it yields, then sleeps with backoff too).
 //
 // Failures: a task that throws reaches get() as mpx::RemoteError naming the worker's rank,
 // the exception's type and message; the pool stays usable. A worker that dies (crash,
