@@ -447,9 +447,23 @@ TEST(BadQueue, BadOrDifferentArgumentsFailCreationOnEveryRank) {
       EXPECT_MPX_ERROR(mpx::UsageError, mpx::JoinableQueue<int>(), "JoinableQueue#", "create",
                        "ranks disagree");
   }
+  // A Pipe on one rank where the others create a Queue (another program, or objects created in
+  // another order); then the swap, which puts both kinds' counters back in step.
+  if (size() >= 2) {
+    const std::string hint = "not every rank is creating this object at this point";
+    if (last())
+      EXPECT_MPX_ERROR(mpx::UsageError, mpx::Pipe(0, 1), "Pipe#", "create", hint);
+    else
+      EXPECT_MPX_ERROR(mpx::UsageError, mpx::Queue<int>(), "Queue#", "create", hint);
+    if (last())
+      EXPECT_MPX_ERROR(mpx::UsageError, mpx::Queue<int>(), "Queue#", "create", hint);
+    else
+      EXPECT_MPX_ERROR(mpx::UsageError, mpx::Pipe(0, 1), "Pipe#", "create", hint);
+  }
   mpx::Queue<int> q;  // the next queue works
   q.put(me());
-  q.close();
+  world().barrier();  // every put is made before the close
+  if (me() == 0) q.close();
   int n = 0;
   for (int x : q) n += x >= 0 ? 1 : 0;
   EXPECT_EQ(world().allreduce(n, std::plus<>{}), size());

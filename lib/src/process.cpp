@@ -17,6 +17,7 @@
 #include <unordered_map>
 
 #include "mpx/detail/check.hpp"
+#include "mpx/detail/creation.hpp"
 #include "mpx/detail/progress.hpp"
 
 namespace mpx {
@@ -700,7 +701,7 @@ ProcessSlots ProcessSlots::serve(const Communicator& comm) {
     std::int64_t pid;
   };
   const Identity mine{detail::registry_fingerprint(), static_cast<std::int64_t>(::getpid())};
-  const auto all = comm.allgather(mine);
+  const auto all = detail::gather_creation(comm, mine, name, "serve");
   std::vector<pid_t> pids;
   for (std::size_t r = 0; r < all.size(); ++r) {
     pids.push_back(static_cast<pid_t>(all[r].pid));

@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "mpx/detail/check.hpp"
+#include "mpx/detail/creation.hpp"
 #include "mpx/environment.hpp"
 #include "mpx/error.hpp"
 #include "mpx/future.hpp"
@@ -170,7 +171,7 @@ Communicator QueueCore::checked_duplicate(const Communicator& comm, std::string_
   // instead of some waiting for ever for a peer that gave up.
   const std::array<std::int64_t, 5> mine{params.maxsize, params.host, params.joinable,
                                          params.fingerprint, params.serial};
-  const auto all = comm.allgather(mine);
+  const auto all = gather_creation(comm, mine, name);
   auto unpack = [](const std::array<std::int64_t, 5>& a) {
     QueueParams p;
     p.maxsize = a[0];
