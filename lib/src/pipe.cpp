@@ -41,7 +41,7 @@ std::pair<Connection, Connection> Pipe(int rank1, int rank2, bool duplex, const 
   // All ranks compare (before any rank checks its own arguments), so all of them fail
   // together instead of some waiting for ever.
   const std::array<int, 3> mine{rank1, rank2, duplex ? 1 : 0};
-  const auto all = detail::gather_creation(comm, mine, name);
+  const auto all = detail::gather_parameters(comm, mine, name);
   for (std::size_t r = 0; r < all.size(); ++r) {
     if (all[r] == all[0]) continue;
     auto describe = [](const std::array<int, 3>& p) {

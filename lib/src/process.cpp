@@ -701,7 +701,7 @@ ProcessSlots ProcessSlots::serve(const Communicator& comm) {
     std::int64_t pid;
   };
   const Identity mine{detail::registry_fingerprint(), static_cast<std::int64_t>(::getpid())};
-  const auto all = detail::gather_creation(comm, mine, name, "serve");
+  const auto all = detail::gather_parameters(comm, mine, name, "serve");
   std::vector<pid_t> pids;
   for (std::size_t r = 0; r < all.size(); ++r) {
     pids.push_back(static_cast<pid_t>(all[r].pid));

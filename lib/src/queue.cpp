@@ -171,7 +171,7 @@ Communicator QueueCore::checked_duplicate(const Communicator& comm, std::string_
   // instead of some waiting for ever for a peer that gave up.
   const std::array<std::int64_t, 5> mine{params.maxsize, params.host, params.joinable,
                                          params.fingerprint, params.serial};
-  const auto all = gather_creation(comm, mine, name);
+  const auto all = gather_parameters(comm, mine, name);
   auto unpack = [](const std::array<std::int64_t, 5>& a) {
     QueueParams p;
     p.maxsize = a[0];

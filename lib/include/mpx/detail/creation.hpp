@@ -1,4 +1,5 @@
-// mpx/detail/creation.hpp: the collective check every mpx object makes when it is created.
+// mpx/detail/creation.hpp: the collective parameter check of Pipe, Queue and ProcessSlots at creation
+// (the objects of lock.hpp ... list.hpp use gather_creation of detail/sync_core.hpp).
 #pragma once
 
 #include <string>
@@ -16,7 +17,7 @@ namespace mpx::detail {
 /// parameters of another type: then every rank throws UsageError naming `object`.`operation`
 /// instead of a TypeMismatch of the inner allgather.
 template <class T>
-std::vector<T> gather_creation(const Communicator& comm, const T& mine, const std::string& object,
+std::vector<T> gather_parameters(const Communicator& comm, const T& mine, const std::string& object,
                                std::string_view operation = "create") {
   try {
     return comm.allgather(mine);
