@@ -64,6 +64,12 @@ int run(const std::string& s) {
       auto pipe = mpx::Pipe(0, 1);
       mpx::Queue<int> q;
     }
+  } else if (s == "lock-vs-queue") {  // a creates a Lock where b creates a Queue
+    if constexpr (variant_b) {
+      mpx::Queue<int> q;
+    } else {
+      mpx::Lock lock;
+    }
   } else if (s == "recv-type") {  // a sends an int, b receives a double first
     if constexpr (variant_b) {
       try {
