@@ -19,6 +19,11 @@ namespace mpx::detail {
 template <class T>
 std::vector<T> gather_parameters(const Communicator& comm, const T& mine, const std::string& object,
                                std::string_view operation = "create") {
+  if (comm.is_null())
+    fail(object, operation,
+         "this rank is not a member of " + comm.name() +
+             " (split() gave it a null communicator); create the object only on the ranks of "
+             "its communicator");
   try {
     return comm.allgather(mine);
   } catch (const TypeMismatch& e) {
