@@ -220,7 +220,7 @@ T decode_from(std::span<const char> bytes, const std::string& comm, std::string_
   if (!fits)
     fail<TypeMismatch>(comm, op,
                        "rank " + std::to_string(from) + " passed " + std::to_string(bytes.size()) +
-                           " bytes, which is not a " + readable_name<T>() + advice);
+                           " bytes, which is not a '" + readable_name<T>() + "'" + advice);
   try {
     return decode<T>(bytes);
   } catch (const Error&) {
@@ -228,7 +228,7 @@ T decode_from(std::span<const char> bytes, const std::string& comm, std::string_
   } catch (const std::exception& e) {
     fail<TypeMismatch>(comm, op,
                        "rank " + std::to_string(from) + " passed " + std::to_string(bytes.size()) +
-                           " bytes that are not a " + readable_name<T>() + " (" + e.what() + ")" +
+                           " bytes that are not a '" + readable_name<T>() + "' (" + e.what() + ")" +
                            advice);
   }
 }
