@@ -367,7 +367,8 @@ class Communicator {
   template <class T, class Op>
   T reduce(const T& value, Op op, int root = 0) const;
 
-  /// reduce() whose result every rank receives (collective).
+  /// reduce() whose result every rank receives (collective). Other types and stateful
+  /// functions are gathered by every rank and folded there, in rank order.
   template <class T, class Op>
   T allreduce(const T& value, Op op) const;
 
@@ -990,7 +991,17 @@ T Communicator::allreduce(const T& value, Op op) const {
       return out;
     }
   }
-  return bcast(reduce(value, std::move(op), 0), 0);
+  // Other types and stateful operations: every rank gathers every value and folds them in
+  // rank order, so a value of another type, or an operation that throws, fails on every rank
+  // alike instead of leaving the others waiting for the root's result.
+  std::vector<char> mine;
+  detail::encode(mine, value);
+  std::vector<int> counts;
+  const auto bytes = gatherv_bytes(mine, detail::fingerprint_of<T>(), 0, true, counts, "allreduce");
+  auto all = decode_all<T>(bytes, counts, "allreduce");
+  T acc = std::move(all.front());
+  for (std::size_t i = 1; i < all.size(); ++i) acc = op(std::move(acc), all[i]);
+  return acc;
 }
 
 template <class E, class Op>
