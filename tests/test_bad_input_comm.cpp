@@ -40,31 +40,35 @@ bool last() { return me() == size() - 1; }
 // "mpx: rank <this rank>: <object>...<.operation>: ...<hint>...". `object` may be the start of
 // a numbered name ("Queue#" for "Queue#3").
 template <class E, class F>
-void check_error(const char* type, F&& call, const std::string& object, const std::string& operation,
-                 const std::string& hint) {
+void check_error(const char* type, F&& call, const std::string& object,
+                 const std::string& operation, const std::string& hint) {
   try {
     call();
     ADD_FAILURE() << "expected " << type << ", nothing was thrown";
   } catch (const E& e) {
     const std::string what = e.what();
     if (std::getenv("MPX_PRINT_ERRORS")) std::printf("%s | %s\n", type, what.c_str());  // for docs
-    EXPECT_TRUE(typeid(e) == typeid(E)) << "expected exactly " << type << ", got a subclass: " << what;
+    EXPECT_TRUE(typeid(e) == typeid(E))
+        << "expected exactly " << type << ", got a subclass: " << what;
     const std::string prefix = "mpx: rank " + std::to_string(me()) + ": " + object;
-    EXPECT_EQ(what.rfind(prefix, 0), 0u) << "message should start with '" << prefix << "': " << what;
+    EXPECT_EQ(what.rfind(prefix, 0), 0u)
+        << "message should start with '" << prefix << "': " << what;
     const auto colon = what.find(": ", prefix.size());
     const std::string named = colon == std::string::npos ? what : what.substr(0, colon + 2);
     EXPECT_NE(named.find("." + operation + ": "), std::string::npos)
         << "message should name the operation '" << operation << "': " << what;
-    EXPECT_NE(what.find(hint), std::string::npos) << "message should say '" << hint << "': " << what;
+    EXPECT_NE(what.find(hint), std::string::npos)
+        << "message should say '" << hint << "': " << what;
   } catch (const std::exception& e) {
     ADD_FAILURE() << "expected " << type << ", got " << typeid(e).name() << ": " << e.what();
   }
 }
 
-#define EXPECT_MPX_ERROR(E, statement, object, operation, hint)                              \
-  do {                                                                                       \
-    SCOPED_TRACE(#statement);                                                                \
-    check_error<E>(#E, [&] { (void)(statement); }, (object), (operation), (hint));           \
+#define EXPECT_MPX_ERROR(E, statement, object, operation, hint)         \
+  do {                                                                  \
+    SCOPED_TRACE(#statement);                                           \
+    check_error<E>(                                                     \
+        #E, [&] { (void)(statement); }, (object), (operation), (hint)); \
   } while (false)
 
 // ---- Environment -----------------------------------------------------------------------------
@@ -106,8 +110,8 @@ TEST(BadCommunicator, EveryPointToPointCallChecksRankAndTag) {
   // any_source is for receiving only.
   EXPECT_MPX_ERROR(mpx::UsageError, world().send(1, mpx::Communicator::any_source), "world", "send",
                    "out of range");
-  EXPECT_MPX_ERROR(mpx::UsageError, world().isend(1, mpx::Communicator::any_source), "world", "isend",
-                   "out of range");
+  EXPECT_MPX_ERROR(mpx::UsageError, world().isend(1, mpx::Communicator::any_source), "world",
+                   "isend", "out of range");
   for (const int bad : {-2, 32768, 1 << 20}) {
     SCOPED_TRACE("tag " + std::to_string(bad));
     const std::string hint = "tag " + std::to_string(bad) + " is out of range";
@@ -135,7 +139,8 @@ TEST(BadCommunicator, ReceivingAnotherTypeThrowsTypeMismatchAndKeepsTheMessage) 
   auto d = world().isend(3.25, next(), 24);
   auto e = world().isend(std::vector<int>{4, 5, 6}, next(), 25);
   // Raw value asked, a sequence sent (and the other way round), then serialized types.
-  EXPECT_MPX_ERROR(mpx::TypeMismatch, world().recv<int>(prev(), 21), "world", "recv", "was sent as");
+  EXPECT_MPX_ERROR(mpx::TypeMismatch, world().recv<int>(prev(), 21), "world", "recv",
+                   "was sent as");
   EXPECT_MPX_ERROR(mpx::TypeMismatch, world().recv<std::vector<int>>(prev(), 22), "world", "recv",
                    "was sent as");
   EXPECT_MPX_ERROR(mpx::TypeMismatch, (world().recv<std::vector<std::string>>(prev(), 23)), "world",
@@ -216,7 +221,8 @@ TEST(BadCollectives, ABadRootIsRefusedOnEveryRank) {
                      "world", "scatterv", hint);
     EXPECT_MPX_ERROR(mpx::UsageError, world().gather(1, root), "world", "gather", hint);
     EXPECT_MPX_ERROR(mpx::UsageError, world().gatherv(span, root), "world", "gatherv", hint);
-    EXPECT_MPX_ERROR(mpx::UsageError, world().reduce(1, std::plus<>{}, root), "world", "reduce", hint);
+    EXPECT_MPX_ERROR(mpx::UsageError, world().reduce(1, std::plus<>{}, root), "world", "reduce",
+                     hint);
     EXPECT_MPX_ERROR(mpx::UsageError, world().reduce(span, std::plus<>{}, root), "world", "reduce",
                      hint);
   }
@@ -226,7 +232,8 @@ TEST(BadCollectives, ABadRootIsRefusedOnEveryRank) {
 TEST(BadCollectives, BadScatterArgumentsAtTheRootFailEveryRank) {
   const int root = size() - 1;
   const bool at_root = me() == root;
-  const std::string others = "the root (rank " + std::to_string(root) + ") passed invalid arguments";
+  const std::string others =
+      "the root (rank " + std::to_string(root) + ") passed invalid arguments";
   std::vector<int> wrong(at_root ? static_cast<std::size_t>(size()) + 1 : 0, 3);
   EXPECT_MPX_ERROR(mpx::UsageError, world().scatter(wrong, root), "world", "scatter",
                    at_root ? "exactly one value per rank" : others);
@@ -254,7 +261,8 @@ TEST(BadCollectives, DifferentLengthsInAnElementwiseReductionFailEveryRank) {
   const std::vector<int> values(last() ? 3 : 2, 1);
   const std::span<const int> span(values);
   const std::string hint = "ranks passed ranges of different lengths (from 2 to 3 elements";
-  EXPECT_MPX_ERROR(mpx::UsageError, world().reduce(span, std::plus<>{}, 0), "world", "reduce", hint);
+  EXPECT_MPX_ERROR(mpx::UsageError, world().reduce(span, std::plus<>{}, 0), "world", "reduce",
+                   hint);
   EXPECT_MPX_ERROR(mpx::UsageError, world().allreduce(span, std::plus<>{}), "world", "allreduce",
                    hint);
   const std::vector<int> same(2, 1);
@@ -268,12 +276,15 @@ TEST(BadCollectives, DifferentTypesInACollectiveFailInsteadOfBeingMisread) {
   // (or creating objects in another order) would.
   const std::string hint = "every rank must pass the same type";
   if (me() == 0)
-    EXPECT_MPX_ERROR(mpx::TypeMismatch, world().allgather(std::int64_t{1}), "world", "allgather", hint);
+    EXPECT_MPX_ERROR(mpx::TypeMismatch, world().allgather(std::int64_t{1}), "world", "allgather",
+                     hint);
   else
-    EXPECT_MPX_ERROR(mpx::TypeMismatch, world().allgather(std::int32_t{1}), "world", "allgather", hint);
+    EXPECT_MPX_ERROR(mpx::TypeMismatch, world().allgather(std::int32_t{1}), "world", "allgather",
+                     hint);
   // gather: only the root reads the values, so only the root can tell.
   if (me() == 0)
-    EXPECT_MPX_ERROR(mpx::TypeMismatch, world().gather(std::int64_t{1}, 0), "world", "gather", hint);
+    EXPECT_MPX_ERROR(mpx::TypeMismatch, world().gather(std::int64_t{1}, 0), "world", "gather",
+                     hint);
   else
     EXPECT_TRUE(world().gather(std::int32_t{1}, 0).empty());
   // Serialized values of another type fail too (each rank's type travels with its count).
@@ -302,7 +313,8 @@ TEST(BadCollectives, DifferentTypesInACollectiveFailInsteadOfBeingMisread) {
     EXPECT_MPX_ERROR(mpx::TypeMismatch, world().bcast(std::vector<int>{}, 0), "world", "bcast",
                      "but the root (rank 0) sent");
   if (me() == 0)
-    EXPECT_EQ(world().scatter(std::vector<std::int64_t>(static_cast<std::size_t>(size()), 9), 0), 9);
+    EXPECT_EQ(world().scatter(std::vector<std::int64_t>(static_cast<std::size_t>(size()), 9), 0),
+              9);
   else
     EXPECT_MPX_ERROR(mpx::TypeMismatch, world().scatter(std::vector<std::int32_t>{}, 0), "world",
                      "scatter", "rank 0 passed 8 bytes, which is not a");
@@ -320,7 +332,8 @@ TEST(BadCollectives, ANullCommunicatorRefusesEveryCall) {
     EXPECT_MPX_ERROR(mpx::UsageError, group.isend(1, 0), "group", "isend", hint);
     EXPECT_MPX_ERROR(mpx::UsageError, group.recv<int>(), "group", "recv", hint);
     EXPECT_MPX_ERROR(mpx::UsageError, group.irecv<int>(), "group", "irecv", hint);
-    EXPECT_MPX_ERROR(mpx::UsageError, group.recv_into(std::span<int>(out)), "group", "recv_into", hint);
+    EXPECT_MPX_ERROR(mpx::UsageError, group.recv_into(std::span<int>(out)), "group", "recv_into",
+                     hint);
     EXPECT_MPX_ERROR(mpx::UsageError, group.probe(), "group", "probe", hint);
     EXPECT_MPX_ERROR(mpx::UsageError, group.iprobe(), "group", "iprobe", hint);
     EXPECT_MPX_ERROR(mpx::UsageError, group.barrier(), "group", "barrier", hint);
@@ -332,11 +345,13 @@ TEST(BadCollectives, ANullCommunicatorRefusesEveryCall) {
     EXPECT_MPX_ERROR(mpx::UsageError, group.allgather(1), "group", "allgather", hint);
     EXPECT_MPX_ERROR(mpx::UsageError, group.allgatherv(span), "group", "allgatherv", hint);
     EXPECT_MPX_ERROR(mpx::UsageError, group.reduce(1, std::plus<>{}), "group", "reduce", hint);
-    EXPECT_MPX_ERROR(mpx::UsageError, group.allreduce(1, std::plus<>{}), "group", "allreduce", hint);
+    EXPECT_MPX_ERROR(mpx::UsageError, group.allreduce(1, std::plus<>{}), "group", "allreduce",
+                     hint);
     EXPECT_MPX_ERROR(mpx::UsageError, group.allreduce(std::string("s"), std::plus<>{}), "group",
                      "allreduce", hint);
     EXPECT_MPX_ERROR(mpx::UsageError, group.reduce(span, std::plus<>{}), "group", "reduce", hint);
-    EXPECT_MPX_ERROR(mpx::UsageError, group.allreduce(span, std::plus<>{}), "group", "allreduce", hint);
+    EXPECT_MPX_ERROR(mpx::UsageError, group.allreduce(span, std::plus<>{}), "group", "allreduce",
+                     hint);
     EXPECT_MPX_ERROR(mpx::UsageError, group.duplicate("copy"), "group", "duplicate", hint);
     EXPECT_MPX_ERROR(mpx::UsageError, group.split(0, 0, "part"), "group", "split", hint);
     // Objects over it: creation says so (the members create theirs as usual).
@@ -355,7 +370,8 @@ TEST(BadCollectives, ANullCommunicatorRefusesEveryCall) {
 TEST(BadPipe, BadOrDifferentArgumentsFailCreationOnEveryRank) {
   EXPECT_MPX_ERROR(mpx::UsageError, mpx::Pipe(0, size()), "Pipe#", "create",
                    "rank2 = " + std::to_string(size()) + " is out of range");
-  EXPECT_MPX_ERROR(mpx::UsageError, mpx::Pipe(-1, 0), "Pipe#", "create", "rank1 = -1 is out of range");
+  EXPECT_MPX_ERROR(mpx::UsageError, mpx::Pipe(-1, 0), "Pipe#", "create",
+                   "rank1 = -1 is out of range");
   if (size() >= 2) {
     // Only the last rank gets it wrong: every rank must still fail, none may wait.
     EXPECT_MPX_ERROR(mpx::UsageError, mpx::Pipe(0, last() ? size() : 1), "Pipe#", "create",
@@ -431,7 +447,8 @@ TEST(BadPipe, EveryEndCallChecksOwnerDirectionStateAndType) {
 // ---- Queue and JoinableQueue ------------------------------------------------------------------
 
 TEST(BadQueue, BadOrDifferentArgumentsFailCreationOnEveryRank) {
-  EXPECT_MPX_ERROR(mpx::UsageError, mpx::Queue<int>(-1), "Queue#", "create", "maxsize must be >= 0");
+  EXPECT_MPX_ERROR(mpx::UsageError, mpx::Queue<int>(-1), "Queue#", "create",
+                   "maxsize must be >= 0");
   EXPECT_MPX_ERROR(mpx::UsageError, mpx::Queue<int>(0, world(), size()), "Queue#", "create",
                    "host rank " + std::to_string(size()));
   EXPECT_MPX_ERROR(mpx::UsageError, mpx::JoinableQueue<int>(-5), "JoinableQueue#", "create",
@@ -440,12 +457,14 @@ TEST(BadQueue, BadOrDifferentArgumentsFailCreationOnEveryRank) {
     // One rank differs; every rank fails.
     EXPECT_MPX_ERROR(mpx::UsageError, mpx::Queue<int>(last() ? 5 : 0), "Queue#", "create",
                      "(different arguments");
-    EXPECT_MPX_ERROR(mpx::UsageError, mpx::Queue<int>(0, world(), last() ? 1 : 0), "Queue#", "create",
-                     "(different arguments");
+    EXPECT_MPX_ERROR(mpx::UsageError, mpx::Queue<int>(0, world(), last() ? 1 : 0), "Queue#",
+                     "create", "(different arguments");
     if (last())
-      EXPECT_MPX_ERROR(mpx::UsageError, mpx::Queue<double>(), "Queue#", "create", "different item type");
+      EXPECT_MPX_ERROR(mpx::UsageError, mpx::Queue<double>(), "Queue#", "create",
+                       "different item type");
     else
-      EXPECT_MPX_ERROR(mpx::UsageError, mpx::Queue<int>(), "Queue#", "create", "different item type");
+      EXPECT_MPX_ERROR(mpx::UsageError, mpx::Queue<int>(), "Queue#", "create",
+                       "different item type");
     // A Queue on some ranks, a JoinableQueue on others (each kind numbers its own objects, so
     // the swap right after puts both counters back in step on every rank).
     if (last())
@@ -617,11 +636,13 @@ TEST(BadProcess, EveryCallSaysWhatWentWrong) {
   }
   mpx::Process outside(noop);
   EXPECT_MPX_ERROR(mpx::UsageError, outside.start(), outside.name(), "start", "no process slots");
-  EXPECT_MPX_ERROR(mpx::UsageError, mpx::sleep_for(-1ms), "mpx", "sleep_for", "must not be negative");
+  EXPECT_MPX_ERROR(mpx::UsageError, mpx::sleep_for(-1ms), "mpx", "sleep_for",
+                   "must not be negative");
   world().barrier();
 }
 
-// ---- Pool and AsyncResult ------------------------------------------------------------------------
+// ---- Pool and AsyncResult
+// ------------------------------------------------------------------------
 
 int square(int x) { return x * x; }
 MPX_REGISTER(square);
@@ -640,11 +661,11 @@ MPX_REGISTER(fails);
 TEST(BadPool, BadOptionsFailServeOnEveryRank) {
   EXPECT_MPX_ERROR(mpx::UsageError, mpx::Pool::serve({.processes = -1}), "Pool#", "serve",
                    "processes must be >= 0");
-  EXPECT_MPX_ERROR(mpx::UsageError, mpx::Pool::serve({.driver = size()}), "world", "Pool.serve(driver)",
-                   "out of range");
+  EXPECT_MPX_ERROR(mpx::UsageError, mpx::Pool::serve({.driver = size()}), "world",
+                   "Pool.serve(driver)", "out of range");
   if (size() >= 2)
-    EXPECT_MPX_ERROR(mpx::UsageError, mpx::Pool::serve({.processes = last() ? 1 : 0}), "Pool#", "serve",
-                     "ranks disagree on the pool");
+    EXPECT_MPX_ERROR(mpx::UsageError, mpx::Pool::serve({.processes = last() ? 1 : 0}), "Pool#",
+                     "serve", "ranks disagree on the pool");
   if (auto pool = mpx::Pool::serve()) {  // the next pool works
     EXPECT_EQ(pool.apply(square, 5), 25);
   }
@@ -703,8 +724,8 @@ TEST(BadPool, EveryCallOnAnEmptyPoolOrAfterCloseIsRefused) {
     const std::string closed = "the pool is closed";
     EXPECT_MPX_ERROR(mpx::UsageError, pool.map(square, items), name, "map", closed);
     EXPECT_MPX_ERROR(mpx::UsageError, pool.map_async(square, items), name, "map_async", closed);
-    EXPECT_MPX_ERROR(mpx::UsageError, pool.starmap(square, std::vector{std::tuple{1}}), name, "starmap",
-                     closed);
+    EXPECT_MPX_ERROR(mpx::UsageError, pool.starmap(square, std::vector{std::tuple{1}}), name,
+                     "starmap", closed);
     EXPECT_MPX_ERROR(mpx::UsageError, pool.imap(square, items), name, "imap", closed);
     EXPECT_MPX_ERROR(mpx::UsageError, pool.imap_unordered(square, items), name, "imap_unordered",
                      closed);

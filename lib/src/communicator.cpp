@@ -32,14 +32,16 @@ std::map<int, std::string>& registry() {
 // "sequence_of<char>" -> "std::vector<char> (or another contiguous sequence of char)",
 // "serialized<X>" -> "X". The compiler spells the wire types with or without their namespace.
 std::string readable(std::string_view wire) {
-  if (wire.starts_with("mpx::detail::")) wire.remove_prefix(std::string_view("mpx::detail::").size());
+  if (wire.starts_with("mpx::detail::"))
+    wire.remove_prefix(std::string_view("mpx::detail::").size());
   constexpr std::string_view seq = "sequence_of<";
   constexpr std::string_view ser = "serialized<";
   if (wire.starts_with(seq)) {
     const std::string e = tidy_type_name(wire.substr(seq.size(), wire.size() - seq.size() - 1));
     return "std::vector<" + e + "> (or another contiguous sequence of " + e + ")";
   }
-  if (wire.starts_with(ser)) return tidy_type_name(wire.substr(ser.size(), wire.size() - ser.size() - 1));
+  if (wire.starts_with(ser))
+    return tidy_type_name(wire.substr(ser.size(), wire.size() - ser.size() - 1));
   return tidy_type_name(wire);
 }
 }  // namespace
@@ -186,7 +188,9 @@ void require_member(MPI_Comm comm, const std::string& name, std::string_view op)
   detail::fail(name, op,
                "this rank is not a member of " + name +
                    " (it passed a negative colour to split(), which gave it a null "
-                   "communicator); call " + std::string(op) + " only on the ranks of the group "
+                   "communicator); call " +
+                   std::string(op) +
+                   " only on the ranks of the group "
                    "(check is_null() first)");
 }
 }  // namespace
@@ -347,11 +351,12 @@ void Communicator::recv_into_failed(int code, const MPI_Status& status, std::siz
   int error_class = 0;
   MPI_Error_class(code, &error_class);
   if (error_class == MPI_ERR_TRUNCATE)
-    detail::fail(name_, "recv_into",
-                 "the message from rank " + std::to_string(status.MPI_SOURCE) +
-                     " does not fit in the buffer of " + std::to_string(room) +
-                     " bytes; MPI truncated it, so it is lost. Give recv_into a buffer as large as "
-                     "the largest message (probe() tells its size first), or use recv<std::vector<E>>()");
+    detail::fail(
+        name_, "recv_into",
+        "the message from rank " + std::to_string(status.MPI_SOURCE) +
+            " does not fit in the buffer of " + std::to_string(room) +
+            " bytes; MPI truncated it, so it is lost. Give recv_into a buffer as large as "
+            "the largest message (probe() tells its size first), or use recv<std::vector<E>>()");
   detail::throw_mpi_error(code, "MPI_Test", name_, "recv_into");
 }
 
@@ -396,7 +401,8 @@ void Communicator::bcast_bytes(void* data, std::size_t bytes, int root, std::str
 }
 
 std::vector<int> Communicator::gather_counts(int count, int fingerprint, int root, bool all,
-                                             std::string_view op, std::vector<int>& fingerprints) const {
+                                             std::string_view op,
+                                             std::vector<int>& fingerprints) const {
   require_member(comm_, name_, op);
   // Each rank's count travels with the fingerprint of its type, in the same message.
   const std::size_t n = all || rank_ == root ? static_cast<std::size_t>(size_) : 0;
@@ -404,9 +410,11 @@ std::vector<int> Communicator::gather_counts(int count, int fingerprint, int roo
   std::vector<int> pairs(2 * n);
   MPI_Request request = MPI_REQUEST_NULL;
   if (all)
-    MPX_CHECK_MPI(MPI_Iallgather(mine, 2, MPI_INT, pairs.data(), 2, MPI_INT, comm_, &request), name_, op);
+    MPX_CHECK_MPI(MPI_Iallgather(mine, 2, MPI_INT, pairs.data(), 2, MPI_INT, comm_, &request),
+                  name_, op);
   else
-    MPX_CHECK_MPI(MPI_Igather(mine, 2, MPI_INT, pairs.data(), 2, MPI_INT, root, comm_, &request), name_, op);
+    MPX_CHECK_MPI(MPI_Igather(mine, 2, MPI_INT, pairs.data(), 2, MPI_INT, root, comm_, &request),
+                  name_, op);
   wait(request, op, all ? -1 : root);
   std::vector<int> counts(n);
   fingerprints.resize(n);

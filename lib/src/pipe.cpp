@@ -56,9 +56,10 @@ std::pair<Connection, Connection> Pipe(int rank1, int rank2, bool duplex, const 
   for (const auto& [rank, which] : {std::pair{rank1, "rank1"}, std::pair{rank2, "rank2"}}) {
     if (rank >= 0 && rank < comm.size()) continue;
     detail::fail(name, "create",
-                 std::string(which) + " = " + std::to_string(rank) + " is out of range: " +
-                     comm.name() + " has " + std::to_string(comm.size()) + " rank(s), numbered 0.." +
-                     std::to_string(comm.size() - 1) + "; check the ranks you pass, and the -n of mpiexec");
+                 std::string(which) + " = " + std::to_string(rank) +
+                     " is out of range: " + comm.name() + " has " + std::to_string(comm.size()) +
+                     " rank(s), numbered 0.." + std::to_string(comm.size() - 1) +
+                     "; check the ranks you pass, and the -n of mpiexec");
   }
   auto shared = std::make_shared<detail::PipeShared>();
   shared->name = name;
@@ -157,11 +158,12 @@ void Connection::require(bool want_read, bool want_write, std::string_view opera
                  "send on the second end instead");
 }
 
-void Connection::throw_stashed_mismatch(std::string_view expected, std::string_view operation) const {
+void Connection::throw_stashed_mismatch(std::string_view expected,
+                                        std::string_view operation) const {
   detail::fail<TypeMismatch>(name_, operation,
-                             "asked for a '" + std::string(expected) + "' but the next value from rank " +
-                                 std::to_string(peer_) + " was sent as " +
-                                 detail::lookup_type_name(stash_->fingerprint) +
+                             "asked for a '" + std::string(expected) +
+                                 "' but the next value from rank " + std::to_string(peer_) +
+                                 " was sent as " + detail::lookup_type_name(stash_->fingerprint) +
                                  "; the value is kept: recv() it with the type it was sent as");
 }
 

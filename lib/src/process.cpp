@@ -544,7 +544,8 @@ const std::string& Process::name() const {
 
 void Process::set_name(std::string name) {
   if (!control_)
-    detail::fail("Process", "set_name", "this Process was moved from; use the Process it was moved to");
+    detail::fail("Process", "set_name",
+                 "this Process was moved from; use the Process it was moved to");
   control_->name = std::move(name);
 }
 
@@ -587,7 +588,8 @@ void Process::start() { start_until(detail::no_deadline, "start"); }
 
 void Process::start_until(detail::Clock::time_point deadline, std::string_view operation) {
   if (!control_)
-    detail::fail("Process", "start", "this Process was moved from; use the Process it was moved to");
+    detail::fail("Process", "start",
+                 "this Process was moved from; use the Process it was moved to");
   detail::ProcessRuntime* runtime = nullptr;
   {
     std::lock_guard lock(detail::g_mutex);

@@ -412,8 +412,8 @@ class Communicator {
  private:
   Communicator(MPI_Comm comm, std::string name, bool owned);
   void bcast_bytes(void* data, std::size_t bytes, int root, std::string_view op) const;
-  std::vector<int> gather_counts(int count, int fingerprint, int root, bool all, std::string_view op,
-                                 std::vector<int>& fingerprints) const;
+  std::vector<int> gather_counts(int count, int fingerprint, int root, bool all,
+                                 std::string_view op, std::vector<int>& fingerprints) const;
   /// Gathers every rank's bytes; `fingerprint` is the type of the values: a rank that passed
   /// another type makes every rank that reads the values throw TypeMismatch.
   std::vector<char> gatherv_bytes(std::span<const char> mine, int fingerprint, int root, bool all,
@@ -809,7 +809,8 @@ T Communicator::bcast(T value, int root) const {
       detail::fail<TypeMismatch>(
           name_, "bcast",
           "asked for a '" + detail::readable_name<T>() + "' but the root (rank " +
-              std::to_string(root) + ") sent " + detail::lookup_type_name(static_cast<int>(header[1])) +
+              std::to_string(root) + ") sent " +
+              detail::lookup_type_name(static_cast<int>(header[1])) +
               "; every rank must pass the same type here (do all ranks run the same program and "
               "create the same objects in the same order?)");
     }
@@ -882,8 +883,9 @@ std::vector<E> Communicator::scatterv(std::span<const E> values, std::span<const
   std::vector<int> byte_counts;
   if (rank_ == root) {
     if (counts.size() != static_cast<std::size_t>(size_))
-      fail_scatter_at_root(root, "scatterv", "needs one count per rank (" + std::to_string(size_) +
-                                                 "), got " + std::to_string(counts.size()));
+      fail_scatter_at_root(root, "scatterv",
+                           "needs one count per rank (" + std::to_string(size_) + "), got " +
+                               std::to_string(counts.size()));
     std::size_t total = 0;
     for (int c : counts) {
       if (c < 0)
@@ -893,8 +895,9 @@ std::vector<E> Communicator::scatterv(std::span<const E> values, std::span<const
       byte_counts.push_back(static_cast<int>(static_cast<std::size_t>(c) * sizeof(E)));
     }
     if (total != values.size())
-      fail_scatter_at_root(root, "scatterv", "counts add up to " + std::to_string(total) + " but " +
-                                                 std::to_string(values.size()) + " values were given");
+      fail_scatter_at_root(root, "scatterv",
+                           "counts add up to " + std::to_string(total) + " but " +
+                               std::to_string(values.size()) + " values were given");
   }
   const auto bytes = scatterv_bytes(
       {reinterpret_cast<const char*>(values.data()), values.size_bytes()}, byte_counts, root,
@@ -921,9 +924,9 @@ std::vector<E> Communicator::gatherv(std::span<const E> values, int root) const 
                                                "use gather() for serializable values");
   check_rank(root, "gatherv");
   std::vector<int> counts;
-  auto all = gatherv_bytes({reinterpret_cast<const char*>(values.data()), values.size_bytes()},
-                           detail::fingerprint_of<std::vector<E>>(), root,
-                           false, counts, "gatherv");
+  auto all =
+      gatherv_bytes({reinterpret_cast<const char*>(values.data()), values.size_bytes()},
+                    detail::fingerprint_of<std::vector<E>>(), root, false, counts, "gatherv");
   std::vector<E> out(all.size() / sizeof(E));
   if (!all.empty()) std::memcpy(static_cast<void*>(out.data()), all.data(), all.size());
   return out;
@@ -944,8 +947,7 @@ std::vector<E> Communicator::allgatherv(std::span<const E> values) const {
                                                "use allgather() for serializable values");
   std::vector<int> counts;
   auto all = gatherv_bytes({reinterpret_cast<const char*>(values.data()), values.size_bytes()},
-                           detail::fingerprint_of<std::vector<E>>(), 0,
-                           true, counts, "allgatherv");
+                           detail::fingerprint_of<std::vector<E>>(), 0, true, counts, "allgatherv");
   std::vector<E> out(all.size() / sizeof(E));
   if (!all.empty()) std::memcpy(static_cast<void*>(out.data()), all.data(), all.size());
   return out;

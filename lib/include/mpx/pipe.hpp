@@ -94,7 +94,8 @@ class Connection {
              bool writable);
   void require(bool want_read, bool want_write, std::string_view operation) const;
   void close_noexcept() noexcept;
-  [[noreturn]] void throw_stashed_mismatch(std::string_view expected, std::string_view operation) const;
+  [[noreturn]] void throw_stashed_mismatch(std::string_view expected,
+                                           std::string_view operation) const;
   [[nodiscard]] const Communicator& in() const;
   [[nodiscard]] const Communicator& out() const;
   [[nodiscard]] const Communicator& in_bulk() const;
@@ -242,7 +243,8 @@ std::size_t Connection::recv_into(std::span<E> out) {
   require(true, false, "recv_into");
   const int fp = detail::fingerprint_of<std::vector<E>>();
   if (stash_) {
-    if (stash_->fingerprint != fp) throw_stashed_mismatch(detail::readable_name<std::vector<E>>(), "recv_into");
+    if (stash_->fingerprint != fp)
+      throw_stashed_mismatch(detail::readable_name<std::vector<E>>(), "recv_into");
     if (stash_->bytes.size() > out.size_bytes()) throw_too_small(stash_->bytes.size(), out.size_bytes());
     std::memcpy(static_cast<void*>(out.data()), stash_->bytes.data(), stash_->bytes.size());
     const std::size_t n = stash_->bytes.size() / sizeof(E);

@@ -1,5 +1,5 @@
-// mpx/detail/creation.hpp: the collective parameter check of Pipe, Queue and ProcessSlots at creation
-// (the objects of lock.hpp ... list.hpp use gather_creation of detail/sync_core.hpp).
+// mpx/detail/creation.hpp: the collective parameter check of Pipe, Queue and ProcessSlots at
+// creation (the objects of lock.hpp ... list.hpp use gather_creation of detail/sync_core.hpp).
 #pragma once
 
 #include <string>
@@ -18,7 +18,7 @@ namespace mpx::detail {
 /// instead of a TypeMismatch of the inner allgather.
 template <class T>
 std::vector<T> gather_parameters(const Communicator& comm, const T& mine, const std::string& object,
-                               std::string_view operation = "create") {
+                                 std::string_view operation = "create") {
   if (comm.is_null())
     fail(object, operation,
          "this rank is not a member of " + comm.name() +
@@ -29,7 +29,8 @@ std::vector<T> gather_parameters(const Communicator& comm, const T& mine, const 
   } catch (const TypeMismatch& e) {
     std::string what = e.what();
     constexpr std::string_view marker = "allgather: ";
-    if (const auto at = what.find(marker); at != std::string::npos) what.erase(0, at + marker.size());
+    if (const auto at = what.find(marker); at != std::string::npos)
+      what.erase(0, at + marker.size());
     fail(object, operation, "not every rank is creating this object at this point: " + what);
   }
 }
