@@ -649,3 +649,24 @@ TEST(Pool, TerminateWithLongChunksInFlight) {
     EXPECT_THROW(pool.map(function_square, std::vector{1}), mpx::UsageError);
   }
 }
+
+TEST(Pool, IotaInputsAreReadChunkByChunk) {
+  if (auto pool = mpx::Pool::serve()) {
+    // As Python's range: never copied whole; any start, other integer types, empty, async.
+    const auto out = pool.map(f_plus_ten, std::views::iota(5, 200005), {.chunksize = 30000});
+    ASSERT_EQ(out.size(), 200000u);
+    bool right = true;
+    for (std::size_t i = 0; i < out.size(); ++i) right = right && out[i] == static_cast<int>(i) + 15;
+    EXPECT_TRUE(right);
+    const auto wide = pool.map([](long long x) { return x * 3; },
+                               std::views::iota(4'000'000'000LL, 4'000'010'000LL));
+    ASSERT_EQ(wide.size(), 10000u);
+    EXPECT_EQ(wide.front(), 12'000'000'000LL);
+    EXPECT_EQ(wide.back(), 3 * 4'000'009'999LL);
+    EXPECT_TRUE(pool.map(function_square, std::views::iota(7, 7)).empty());
+    auto later = pool.map_async(function_square, std::views::iota(0, 1000), {.chunksize = 7});
+    const auto squares = later.get();
+    ASSERT_EQ(squares.size(), 1000u);
+    EXPECT_EQ(squares[999], 999 * 999);
+  }
+}

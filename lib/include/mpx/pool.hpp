@@ -445,9 +445,8 @@ class Pool {
                     std::vector<char> initargs);
   void require_driver(const char* operation) const;
 
-  template <bool Star, class F, class Item, class Callback, class ErrorCallback>
-  auto submit_map(const char* operation, F f, std::span<const Item> items,
-                  std::shared_ptr<const void> keep_alive, MapOptions options, Callback callback,
+  template <bool Star, class F, class Item, class Input, class Callback, class ErrorCallback>
+  auto submit_map(const char* operation, F f, Input input, MapOptions options, Callback callback,
                   ErrorCallback error_callback);
   template <bool Star, class F, class Range>
   auto map_now(const char* operation, F f, Range&& inputs, MapOptions options);
@@ -528,6 +527,54 @@ void finish_error(ResultState<T>& s, std::exception_ptr error) {
   s.signal.notify();
 }
 
+/// The input of a map call: a span of items, kept alive by `owner` when it owns them.
+template <class Item>
+struct SpanInput {
+  std::span<const Item> items;
+  std::shared_ptr<const void> owner;
+  [[nodiscard]] std::size_t size() const noexcept { return items.size(); }
+  /// Appends items at..at+n (put_items), or only their count with *view pointing at them.
+  void put(std::vector<char>& args, std::size_t at, std::size_t n,
+           std::span<const char>* view) const {
+    const auto part = items.subspan(at, n);
+    if constexpr (trivially_sendable<Item>) {
+      if (view) {  // sent straight from the input, no copy
+        put_raw(args, static_cast<std::uint64_t>(n));
+        *view = std::span<const char>(reinterpret_cast<const char*>(part.data()),
+                                      part.size_bytes());
+        return;
+      }
+    }
+    put_items<Item>(args, part);
+  }
+};
+
+template <class T>
+struct is_integer_iota : std::false_type {};
+template <std::integral W, std::integral B>
+struct is_integer_iota<std::ranges::iota_view<W, B>> : std::true_type {};
+
+/// std::views::iota(a, b) over integers, Python's range(a, b): each chunk is computed as it
+/// is sent, the input is never copied whole (Python's Pool.map reads a range lazily too).
+template <class Item, class View>
+struct IotaInput {
+  View view;
+  [[nodiscard]] std::size_t size() const {
+    return static_cast<std::size_t>(std::ranges::size(view));
+  }
+  void put(std::vector<char>& args, std::size_t at, std::size_t n, std::span<const char>*) const {
+    put_raw(args, static_cast<std::uint64_t>(n));
+    const std::size_t old = args.size();
+    args.resize(old + n * sizeof(Item));
+    char* out = args.data() + old;
+    auto it = std::ranges::begin(view) + static_cast<std::ranges::range_difference_t<View>>(at);
+    for (std::size_t i = 0; i < n; ++i, ++it) {
+      const Item x = static_cast<Item>(*it);
+      std::memcpy(out + i * sizeof(Item), &x, sizeof(Item));
+    }
+  }
+};
+
 template <class Range>
 auto materialize(Range&& inputs) {
   using Item = std::remove_cvref_t<std::ranges::range_value_t<Range>>;
@@ -556,10 +603,9 @@ Pool Pool::serve(const PoolOptions& options, Init initializer, std::tuple<Args..
       std::move(bytes));
 }
 
-template <bool Star, class F, class Item, class Callback, class ErrorCallback>
-auto Pool::submit_map(const char* operation, F f, std::span<const Item> items,
-                      std::shared_ptr<const void> keep_alive, MapOptions options, Callback callback,
-                      ErrorCallback error_callback) {
+template <bool Star, class F, class Item, class Input, class Callback, class ErrorCallback>
+auto Pool::submit_map(const char* operation, F f, Input input, MapOptions options,
+                      Callback callback, ErrorCallback error_callback) {
   detail::check_shippable<F>();
   using Raw = detail::call_result_t<Star, F, Item>;
   static_assert(!std::is_void_v<Raw>,
@@ -575,28 +621,19 @@ auto Pool::submit_map(const char* operation, F f, std::span<const Item> items,
   job->operation = operation;
   job->invoker = detail::Invoker<F, Star, Item>::id;
   job->state = detail::callable_state(f, operation);
-  job->total_items = items.size();
+  const std::size_t total = input.size();
+  job->total_items = total;
   job->progress_bar = options.progress;
-  job->input_done = items.empty();
-  const std::size_t chunk = options.chunksize
-                                ? options.chunksize
-                                : detail::auto_chunksize(items.size(), core_->workers());
+  job->input_done = total == 0;
+  const std::size_t chunk =
+      options.chunksize ? options.chunksize : detail::auto_chunksize(total, core_->workers());
   auto cursor = std::make_shared<std::size_t>(0);
-  job->generate = [items, keep_alive, chunk, cursor](std::vector<char>& args,
-                                                     std::span<const char>* view) {
-    if (*cursor >= items.size()) return false;
-    const std::size_t n = std::min(chunk, items.size() - *cursor);
-    const auto part = items.subspan(*cursor, n);
+  job->generate = [input = std::move(input), total, chunk, cursor](
+                      std::vector<char>& args, std::span<const char>* view) {
+    if (*cursor >= total) return false;
+    const std::size_t n = std::min(chunk, total - *cursor);
+    input.put(args, *cursor, n, view);
     *cursor += n;
-    if constexpr (detail::trivially_sendable<Item>) {
-      if (view) {  // sent straight from the input, no copy
-        detail::put_raw(args, static_cast<std::uint64_t>(n));
-        *view = std::span<const char>(reinterpret_cast<const char*>(part.data()),
-                                      part.size_bytes());
-        return true;
-      }
-    }
-    detail::put_items<Item>(args, part);
     return true;
   };
   // Results go straight to their place in the final vector when R is plain data; otherwise
@@ -606,14 +643,14 @@ auto Pool::submit_map(const char* operation, F f, std::span<const Item> items,
   auto parts = std::make_shared<std::vector<std::vector<R>>>();
   if constexpr (direct) {
     // Sized (and its pages touched) while the first chunks are on their way.
-    job->prepare = [all, n = items.size()] { all->resize(n); };
+    job->prepare = [all, total] { all->resize(total); };
     job->landing = [all, chunk](std::uint64_t index, std::uint64_t n) -> std::span<char> {
       const std::size_t at = static_cast<std::size_t>(index) * chunk;
       if (at > all->size() || n > all->size() - at) return {};
       return {reinterpret_cast<char*>(all->data() + at), static_cast<std::size_t>(n) * sizeof(R)};
     };
   } else {
-    parts->resize((items.size() + chunk - 1) / chunk);
+    parts->resize((total + chunk - 1) / chunk);
   }
   job->on_result = [all, parts, chunk](std::uint64_t index, detail::Reader& in, detail::Deferred&) {
     if constexpr (direct) {
@@ -666,13 +703,21 @@ auto Pool::map_now(const char* operation, F f, Range&& inputs, MapOptions option
   if constexpr (std::ranges::contiguous_range<Range> && std::ranges::sized_range<Range>) {
     // The call waits for its result, so the caller's elements can be read in place.
     const std::span<const Item> items(std::ranges::data(inputs), std::ranges::size(inputs));
-    return submit_map<Star>(operation, std::move(f), items, nullptr, options, nullptr, nullptr)
+    return submit_map<Star, F, Item>(operation, std::move(f),
+                                     detail::SpanInput<Item>{items, nullptr}, options, nullptr,
+                                     nullptr)
+        .take();
+  } else if constexpr (detail::is_integer_iota<std::remove_cvref_t<Range>>::value) {
+    return submit_map<Star, F, Item>(
+        operation, std::move(f), detail::IotaInput<Item, std::remove_cvref_t<Range>>{inputs},
+        options, nullptr, nullptr)
         .take();
   } else {
     auto owned = detail::materialize(std::forward<Range>(inputs));
     const std::span<const Item> items(*owned);
-    return submit_map<Star>(operation, std::move(f), items, std::move(owned), options, nullptr,
-                            nullptr)
+    return submit_map<Star, F, Item>(operation, std::move(f),
+                                     detail::SpanInput<Item>{items, std::move(owned)}, options,
+                                     nullptr, nullptr)
         .take();
   }
 }
@@ -769,10 +814,17 @@ auto Pool::map_async(F f, Range&& inputs, MapOptions options, Callback callback,
                      ErrorCallback error_callback) {
   require_driver("map_async");
   using Item = std::remove_cvref_t<std::ranges::range_value_t<Range>>;
-  auto owned = detail::materialize(std::forward<Range>(inputs));  // as Python's list(iterable)
-  const std::span<const Item> items(*owned);
-  return submit_map<false>("map_async", std::move(f), items, std::move(owned), options,
-                           std::move(callback), std::move(error_callback));
+  if constexpr (detail::is_integer_iota<std::remove_cvref_t<Range>>::value) {
+    return submit_map<false, F, Item>(
+        "map_async", std::move(f), detail::IotaInput<Item, std::remove_cvref_t<Range>>{inputs},
+        options, std::move(callback), std::move(error_callback));
+  } else {
+    auto owned = detail::materialize(std::forward<Range>(inputs));  // Python's list(iterable)
+    const std::span<const Item> items(*owned);
+    return submit_map<false, F, Item>("map_async", std::move(f),
+                                      detail::SpanInput<Item>{items, std::move(owned)}, options,
+                                      std::move(callback), std::move(error_callback));
+  }
 }
 
 template <class F, std::ranges::input_range Range>
@@ -795,8 +847,9 @@ auto Pool::starmap_async(F f, Range&& inputs, MapOptions options, Callback callb
                 "argument of the function)");
   auto owned = detail::materialize(std::forward<Range>(inputs));
   const std::span<const Item> items(*owned);
-  return submit_map<true>("starmap_async", std::move(f), items, std::move(owned), options,
-                          std::move(callback), std::move(error_callback));
+  return submit_map<true, F, Item>("starmap_async", std::move(f),
+                                   detail::SpanInput<Item>{items, std::move(owned)}, options,
+                                   std::move(callback), std::move(error_callback));
 }
 
 template <class F, std::ranges::input_range Range>
