@@ -177,7 +177,7 @@ namespace {
 // On the pool's private communicator:
 //   task    driver -> worker, tag task:   [TaskHead][callable state][arguments (put_items)]
 //   result  worker -> driver, tag result: [ResultHead][payload]; the payload is the results
-//           (put_items) or, when the task threw, [u64 rank][type][message]
+//           (put_items) or, when the task threw, [i64 rank][type][message]
 //   stop    driver -> worker, tag stop:   [u64 tasks the driver sent to this worker]
 //   done    worker -> driver, tag done:   [u64 results the worker sent]
 // A task or result longer than inline_bytes travels as two messages: the first (its head
