@@ -347,17 +347,16 @@ void Communicator::check_pending_type(int source, int user_tag, int fingerprint,
           "; receive it with the type it was sent as (the message is still there)");
 }
 
-void Communicator::recv_into_failed(int code, const MPI_Status& status, std::size_t room) const {
-  int error_class = 0;
-  MPI_Error_class(code, &error_class);
-  if (error_class == MPI_ERR_TRUNCATE)
-    detail::fail(
-        name_, "recv_into",
-        "the message from rank " + std::to_string(status.MPI_SOURCE) +
-            " does not fit in the buffer of " + std::to_string(room) +
-            " bytes; MPI truncated it, so it is lost. Give recv_into a buffer as large as "
-            "the largest message (probe() tells its size first), or use recv<std::vector<E>>()");
-  detail::throw_mpi_error(code, "MPI_Test", name_, "recv_into");
+void Communicator::recv_into_too_small(const MPI_Status& status, std::size_t room, bool kept) const {
+  detail::fail(name_, "recv_into",
+               "the next message from rank " + std::to_string(status.MPI_SOURCE) + " has " +
+                   std::to_string(detail::message_bytes(status)) + " bytes but the buffer holds only " +
+                   std::to_string(room) +
+                   (kept ? "; the message is kept: receive it into a buffer large enough (probe() "
+                           "tells its size), or with recv<std::vector<E>>()"
+                         : "; another thread of this rank took the message that fitted, and this "
+                           "one was received and dropped: give recv_into a buffer as large as the "
+                           "largest message"));
 }
 
 Status Communicator::probe(int source, int tag) const {

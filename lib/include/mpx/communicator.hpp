@@ -401,9 +401,9 @@ class Communicator {
   /// Starts sending raw bytes with a composed wire tag (local).
   [[nodiscard]] MPI_Request isend_bytes(const void* data, std::size_t bytes, int dest,
                                         int wire_tag, std::string_view operation) const;
-  /// Throws UsageError for a message too large for recv_into's buffer (MPI_ERR_TRUNCATE),
-  /// MpiError for any other failure.
-  [[noreturn]] void recv_into_failed(int code, const MPI_Status& status, std::size_t room) const;
+  /// Throws UsageError for a message too large for recv_into's buffer of `room` bytes, which
+  /// is still there (`kept`) or was lost.
+  [[noreturn]] void recv_into_too_small(const MPI_Status& status, std::size_t room, bool kept) const;
   /// Throws TypeMismatch if the next message from `source` with `user_tag` carries a
   /// fingerprint other than `fingerprint` (local).
   void check_pending_type(int source, int user_tag, int fingerprint, std::string_view expected,
@@ -735,34 +735,40 @@ Status Communicator::recv_into(std::span<E> out, int source, int tag) const {
   check_rank(source, "recv_into", true);
   check_tag(tag, "recv_into");
   const int fp = detail::fingerprint_of<std::vector<E>>();
-  const detail::ByteType type(out.size_bytes());
-  MPI_Request request = MPI_REQUEST_NULL;
-  MPX_CHECK_MPI(MPI_Irecv(out.data(), type.count(), type.type(), source, detail::wire_tag(tag, fp),
-                          comm_, &request),
-                name_, "recv_into");
+  const int wtag = detail::wire_tag(tag, fp);
+  // Look before taking: a message too large for `out` stays for another receive (UsageError),
+  // as does one of another type (TypeMismatch). The matched message then moves straight into
+  // `out` (MPI_Imrecv): large messages without any copy.
+  MPI_Message message = MPI_MESSAGE_NULL;
   MPI_Status st{};
   unsigned polls = 0;
   detail::wait_until(
       [&] {
-        int done = 0;
-        if (const int rc = MPI_Test(&request, &done, &st); rc != MPI_SUCCESS)
-          recv_into_failed(rc, st, out.size_bytes());
-        if (!done && (++polls & 7u) == 0) {
-          try {
-            check_pending_type(source, tag, fp, detail::readable_name<std::vector<E>>(), "recv_into");
-          } catch (...) {
-            MPI_Cancel(&request);
-            MPI_Wait(&request, &st);
-            int cancelled = 0;
-            MPI_Test_cancelled(&st, &cancelled);
-            if (cancelled) throw;
-            return true;
-          }
+        int found = 0;
+        MPX_CHECK_MPI(MPI_Iprobe(source, wtag, comm_, &found, &st), name_, "recv_into");
+        if (found) {
+          if (detail::message_bytes(st) > out.size_bytes())
+            recv_into_too_small(st, out.size_bytes(), true);
+          MPX_CHECK_MPI(MPI_Improbe(st.MPI_SOURCE, wtag, comm_, &found, &message, &st), name_,
+                        "recv_into");
+          return found != 0;  // (another thread of this rank may have taken it: look again)
         }
-        return done != 0;
+        if ((++polls & 7u) == 0)
+          check_pending_type(source, tag, fp, detail::readable_name<std::vector<E>>(), "recv_into");
+        return false;
       },
       detail::no_deadline, {name_, "recv_into", source, comm_});
-  return {st.MPI_SOURCE, detail::user_tag_of(st.MPI_TAG), detail::message_bytes(st)};
+  const std::size_t bytes = detail::message_bytes(st);
+  const bool fits = bytes <= out.size_bytes();
+  std::vector<char> spill(fits ? 0 : bytes);  // only when another thread took the probed one
+  const detail::ByteType type(bytes);
+  MPI_Request request = MPI_REQUEST_NULL;
+  MPX_CHECK_MPI(MPI_Imrecv(fits ? static_cast<void*>(out.data()) : spill.data(), type.count(),
+                           type.type(), &message, &request),
+                name_, "recv_into");
+  wait_transfer(request, bytes, "recv_into", st.MPI_SOURCE);
+  if (!fits) recv_into_too_small(st, out.size_bytes(), false);
+  return {st.MPI_SOURCE, detail::user_tag_of(st.MPI_TAG), bytes};
 }
 
 template <class T>
