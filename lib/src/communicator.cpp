@@ -347,11 +347,12 @@ void Communicator::check_pending_type(int source, int user_tag, int fingerprint,
           "; receive it with the type it was sent as (the message is still there)");
 }
 
-void Communicator::recv_into_too_small(const MPI_Status& status, std::size_t room, bool kept) const {
+void Communicator::recv_into_too_small(const MPI_Status& status, std::size_t room,
+                                       bool kept) const {
   detail::fail(name_, "recv_into",
                "the next message from rank " + std::to_string(status.MPI_SOURCE) + " has " +
-                   std::to_string(detail::message_bytes(status)) + " bytes but the buffer holds only " +
-                   std::to_string(room) +
+                   std::to_string(detail::message_bytes(status)) +
+                   " bytes but the buffer holds only " + std::to_string(room) +
                    (kept ? "; the message is kept: receive it into a buffer large enough (probe() "
                            "tells its size), or with recv<std::vector<E>>()"
                          : "; another thread of this rank took the message that fitted, and this "

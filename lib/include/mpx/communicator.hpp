@@ -403,7 +403,8 @@ class Communicator {
                                         int wire_tag, std::string_view operation) const;
   /// Throws UsageError for a message too large for recv_into's buffer of `room` bytes, which
   /// is still there (`kept`) or was lost.
-  [[noreturn]] void recv_into_too_small(const MPI_Status& status, std::size_t room, bool kept) const;
+  [[noreturn]] void recv_into_too_small(const MPI_Status& status, std::size_t room,
+                                        bool kept) const;
   /// Throws TypeMismatch if the next message from `source` with `user_tag` carries a
   /// fingerprint other than `fingerprint` (local).
   void check_pending_type(int source, int user_tag, int fingerprint, std::string_view expected,
