@@ -301,7 +301,7 @@ class Communicator {
   T recv(int source = any_source, int tag = 0, Status* status = nullptr) const;
 
   /// Receives a sequence of E straight into `out` (no copy); returns the origin and size.
-  /// The message must fit in `out` (remote).
+  /// A message larger than `out` throws UsageError and stays for another receive (remote).
   template <class E>
   Status recv_into(std::span<E> out, int source = any_source, int tag = 0) const;
 
@@ -324,11 +324,13 @@ class Communicator {
   /// Waits until every rank has arrived (collective).
   void barrier() const;
 
-  /// Returns root's `value` on every rank (collective).
+  /// Returns root's `value` on every rank (collective). A rank that asks for another type
+  /// than the root sent (sequences, serialized values) throws TypeMismatch.
   template <class T>
   T bcast(T value, int root = 0) const;
 
-  /// Root passes one value per rank; each rank gets its own (collective).
+  /// Root passes one value per rank; each rank gets its own (collective). Too few or too many
+  /// values at the root make every rank throw UsageError.
   template <class T>
   T scatter(const std::vector<T>& values, int root = 0) const;
 
@@ -336,7 +338,8 @@ class Communicator {
   /// lower ranks get the larger blocks (collective). Trivially copyable elements only.
   template <class E>
   std::vector<E> scatterv(std::span<const E> values, int root = 0) const;
-  /// Same with explicit per-rank counts (significant at root only) (collective).
+  /// Same with explicit per-rank counts (significant at root only) (collective). Bad counts
+  /// at the root make every rank throw UsageError.
   template <class E>
   std::vector<E> scatterv(std::span<const E> values, std::span<const int> counts,
                           int root = 0) const;
@@ -351,7 +354,8 @@ class Communicator {
   template <class E>
   std::vector<E> gatherv(std::span<const E> values, int root = 0) const;
 
-  /// Every rank receives every rank's value in rank order (collective).
+  /// Every rank receives every rank's value in rank order (collective). Ranks that pass
+  /// different types make every rank throw TypeMismatch (gather: the root).
   template <class T>
   std::vector<T> allgather(const T& value) const;
 
@@ -372,7 +376,8 @@ class Communicator {
   template <class T, class Op>
   T allreduce(const T& value, Op op) const;
 
-  /// Element-wise reduction of equally long ranges (collective).
+  /// Element-wise reduction of equally long ranges (collective); different lengths make
+  /// every rank throw UsageError.
   template <class E, class Op>
   std::vector<std::remove_const_t<E>> reduce(std::span<E> values, Op op, int root = 0) const;
   /// Element-wise allreduce of equally long ranges (collective).
