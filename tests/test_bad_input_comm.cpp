@@ -304,7 +304,17 @@ TEST(BadCollectives, DifferentTypesInACollectiveFailInsteadOfBeingMisread) {
     EXPECT_MPX_ERROR(mpx::TypeMismatch, (world().allreduce(std::map<int, int>{}, first)), "world",
                      "allreduce", hint);
   // bcast and scatter: a rank that asks for another type than the root sent says so. (Raw
-  // values of different sizes in bcast/reduce are not checked: see docs/errors.md.)
+  // values of different types in reduce/allreduce are not checked: see docs/errors.md.)
+  if (me() == 0)
+    EXPECT_EQ(world().bcast(7, 0), 7);
+  else
+    EXPECT_MPX_ERROR(mpx::TypeMismatch, world().bcast(1.5f, 0), "world", "bcast",
+                     "asked for a 'float' but the root (rank 0) sent 'int'");
+  if (me() == 0)
+    EXPECT_EQ(world().bcast(std::int32_t{7}, 0), 7);
+  else
+    EXPECT_MPX_ERROR(mpx::TypeMismatch, world().bcast(std::int64_t{1}, 0), "world", "bcast",
+                     "but the root (rank 0) sent a smaller value");
   if (me() == 0)
     EXPECT_EQ(world().bcast(std::string("hello"), 0), "hello");
   else if (me() == 1)

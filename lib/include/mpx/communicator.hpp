@@ -23,6 +23,7 @@
 
 #include <mpi.h>
 
+#include <array>
 #include <concepts>
 #include <cstdint>
 #include <cstring>
@@ -795,7 +796,31 @@ Future<T> Communicator::irecv(int source, int tag) const {
 template <class T>
 T Communicator::bcast(T value, int root) const {
   check_rank(root, "bcast");
-  if constexpr (detail::wire_kind<T>() == detail::WireKind::raw) {
+  if constexpr (detail::wire_kind<T>() == detail::WireKind::raw && sizeof(T) <= 256) {
+    // Small values travel with their type's fingerprint (4 bytes more in the same message), so
+    // a rank that expects another type than the root sent throws TypeMismatch; a rank whose
+    // type is smaller than the root's gets MPI's truncation error (MpiError).
+    const int fingerprint = detail::fingerprint_of<T>();
+    std::array<char, sizeof(T) + sizeof(int)> image{};  // zeros: no fingerprint is 0
+    if (rank_ == root) {
+      std::memcpy(image.data(), static_cast<const void*>(&value), sizeof(T));
+      std::memcpy(image.data() + sizeof(T), &fingerprint, sizeof(int));
+    }
+    bcast_bytes(image.data(), image.size(), root, "bcast");
+    if (rank_ == root) return value;
+    int sent_as = 0;
+    std::memcpy(&sent_as, image.data() + sizeof(T), sizeof(int));
+    if (sent_as != fingerprint)
+      detail::fail<TypeMismatch>(
+          name_, "bcast",
+          "asked for a '" + detail::readable_name<T>() + "' but the root (rank " +
+              std::to_string(root) + ") sent " +
+              (sent_as == 0 ? std::string("a smaller value") : detail::lookup_type_name(sent_as)) +
+              "; every rank must pass the same type here (do all ranks run the same program and "
+              "create the same objects in the same order?)");
+    std::memcpy(static_cast<void*>(&value), image.data(), sizeof(T));
+    return value;
+  } else if constexpr (detail::wire_kind<T>() == detail::WireKind::raw) {
     bcast_bytes(&value, sizeof(T), root, "bcast");
     return value;
   } else {
