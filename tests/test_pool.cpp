@@ -670,3 +670,27 @@ TEST(Pool, IotaInputsAreReadChunkByChunk) {
     EXPECT_EQ(squares[999], 999 * 999);
   }
 }
+
+TEST(Pool, PredicatesReturnBool) {
+  if (auto pool = mpx::Pool::serve()) {
+    // Results of type bool (std::vector<bool> has no data(): they take the element-wise path).
+    const auto even = pool.map([](int x) { return x % 2 == 0; }, std::vector{1, 2, 3, 4});
+    EXPECT_EQ(even, (std::vector<bool>{false, true, false, true}));
+    std::vector<int> in(20000);
+    std::iota(in.begin(), in.end(), 0);
+    const auto big = pool.map([](int x) { return x % 3 == 0; }, in, {.chunksize = 5000});
+    ASSERT_EQ(big.size(), in.size());
+    bool right = true;
+    for (std::size_t i = 0; i < big.size(); ++i) right = right && big[i] == (i % 3 == 0);
+    EXPECT_TRUE(right);
+    const auto words = pool.map([](const std::string& s) { return s.size() > 3; },
+                                std::vector<std::string>{"a", "abcd", "xyz", "hello"});
+    EXPECT_EQ(words, (std::vector<bool>{false, true, false, true}));
+    EXPECT_TRUE(pool.apply([](int x) { return x > 1; }, 2));
+    std::size_t n = 0;
+    for (bool b : pool.imap([](int x) { return x % 2 == 1; }, std::views::iota(0, 100)))
+      right = right && b == (n++ % 2 == 1);
+    EXPECT_TRUE(right);
+    EXPECT_EQ(n, 100u);
+  }
+}

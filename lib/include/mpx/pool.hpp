@@ -638,7 +638,8 @@ auto Pool::submit_map(const char* operation, F f, Input input, MapOptions option
   };
   // Results go straight to their place in the final vector when R is plain data; otherwise
   // chunk by chunk, joined at the end.
-  constexpr bool direct = detail::trivially_sendable<R> && std::is_default_constructible_v<R>;
+  constexpr bool direct = detail::trivially_sendable<R> && std::is_default_constructible_v<R> &&
+                          !std::is_same_v<R, bool>;  // std::vector<bool> has no data()
   auto all = std::make_shared<Result>();
   auto parts = std::make_shared<std::vector<std::vector<R>>>();
   if constexpr (direct) {

@@ -117,7 +117,7 @@ void put_items(std::vector<char>& out, std::span<const T> items) {
 template <class T>
 void get_items(Reader& in, std::vector<T>& out) {
   const auto n = static_cast<std::size_t>(in.raw<std::uint64_t>());
-  if constexpr (trivially_sendable<T>) {
+  if constexpr (trivially_sendable<T> && !std::is_same_v<T, bool>) {  // vector<bool>: no data()
     const auto b = in.take(n * sizeof(T));
     const std::size_t old = out.size();
     out.resize(old + n);
@@ -331,17 +331,16 @@ struct Invoker {
     } else {
       std::vector<Item> items;
       get_items(args, items);
-      std::vector<R> results;
-      results.reserve(items.size());
+      // As put_items: the count, then each result (no vector of results in between).
+      put_raw(out, static_cast<std::uint64_t>(items.size()));
       for (const auto& item : items) {
         if constexpr (std::is_void_v<Raw>) {
           call_item<Star>(f, item);
-          results.push_back(NoValue{});
+          put(out, NoValue{});
         } else {
-          results.push_back(call_item<Star>(f, item));
+          put(out, static_cast<const R&>(call_item<Star>(f, item)));
         }
       }
-      put_items<R>(out, results);
     }
   }
   static inline const InvokerId id = register_invoker(type_name<Invoker>(), &Invoker::run);
