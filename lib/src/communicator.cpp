@@ -11,6 +11,7 @@
 #include <string>
 
 #include "mpx/detail/check.hpp"
+#include "mpx/detail/retire.hpp"
 #include "mpx/detail/type_id.hpp"
 
 namespace mpx {
@@ -235,7 +236,9 @@ Communicator Communicator::duplicate(std::string name) const {
   MPX_CHECK_MPI(MPI_Comm_idup(comm_, &dup, &request), name, "create");
   wait(request, "create");
   MPX_CHECK_MPI(MPI_Comm_set_errhandler(dup, MPI_ERRORS_RETURN), name, "create");
-  return Communicator(dup, std::move(name), true);
+  Communicator out(dup, std::move(name), true);  // owns dup from here, even if the next throws
+  detail::register_for_retirement(dup);
+  return out;
 }
 
 Communicator Communicator::split(int color, int key, std::string name) const {
@@ -244,7 +247,9 @@ Communicator Communicator::split(int color, int key, std::string name) const {
   MPX_CHECK_MPI(MPI_Comm_split(comm_, color < 0 ? MPI_UNDEFINED : color, key, &out), name_, "split");
   if (out == MPI_COMM_NULL) return Communicator(MPI_COMM_NULL, std::move(name), false);
   MPX_CHECK_MPI(MPI_Comm_set_errhandler(out, MPI_ERRORS_RETURN), name, "split");
-  return Communicator(out, std::move(name), true);
+  Communicator owned(out, std::move(name), true);
+  detail::register_for_retirement(out);
+  return owned;
 }
 
 void Communicator::check_rank(int rank, std::string_view operation, bool allow_any) const {

@@ -14,6 +14,7 @@
 #include "mpx/detail/check.hpp"
 #include "mpx/detail/fault.hpp"
 #include "mpx/detail/progress.hpp"
+#include "mpx/detail/retire.hpp"
 #include "mpx/detail/shared_segment.hpp"
 #include "mpx/future.hpp"
 
@@ -32,16 +33,13 @@ struct State {
 
 std::atomic<bool> g_active{false};
 std::mutex g_retired_mutex;
-std::vector<MPI_Comm> g_retired;  // freed when the Environment ends
-std::vector<MPI_Win> g_retired_windows;
+std::vector<MPI_Win> g_retired_windows;  // freed when the Environment ends
 
-void free_retired_communicators() {
+void free_retired_windows() {
   std::lock_guard lock(g_retired_mutex);
   // MPI_Win_free is collective: free in creation order, which every rank shares.
   for (MPI_Win& w : g_retired_windows) MPI_Win_free(&w);
   g_retired_windows.clear();
-  for (MPI_Comm& c : g_retired) MPI_Comm_free(&c);
-  g_retired.clear();
 }
 std::atomic<int> g_rank{-1};
 State& state() {
@@ -60,24 +58,6 @@ State& state() {
 namespace detail {
 int world_rank_or_minus_one() noexcept { return g_rank.load(std::memory_order_relaxed); }
 bool fingerprints_enabled() noexcept { return state().fingerprints; }
-
-// Open MPI reuses the context id of a freed communicator for the next one created, and a
-// message still in flight to the freed one (a close marker nobody received, say) would then
-// surface in the new one. So object communicators are freed only when the Environment ends.
-void retire_communicator(MPI_Comm comm) noexcept {
-  int finalized = 0;
-  MPI_Finalized(&finalized);
-  if (finalized) return;
-  if (!g_active.load()) {
-    MPI_Comm_free(&comm);
-    return;
-  }
-  try {
-    std::lock_guard lock(g_retired_mutex);
-    g_retired.push_back(comm);
-  } catch (...) {
-  }
-}
 
 void register_window(MPI_Win win) {
   std::lock_guard lock(g_retired_mutex);
@@ -104,6 +84,8 @@ void Environment::init(int* argc, char*** argv) {
   MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
   detail::install_terminate_handler();  // an uncaught exception names its rank and ends the job
   detail::open_departure_channel();     // a rank that leaves early does not hang the others
+  detail::open_retirement_channel();    // destroyed objects' communicators are freed
+  detail::open_shared_arena();          // small shared state of objects on this node
   auto& s = state();
   MPI_Comm_rank(MPI_COMM_WORLD, &s.rank);
   MPI_Comm_size(MPI_COMM_WORLD, &s.size);
@@ -124,11 +106,13 @@ void Environment::init(int* argc, char*** argv) {
 
 Environment::~Environment() {
   if (owns_mpi_) detail::announce_departure();
+  detail::close_retirement_channel();  // every rank is done: free what still waits for peers
   detail::ProgressEngine::instance().stop();
   detail::sweep_orphans();
   state().world.reset();
   g_active = false;
-  free_retired_communicators();
+  detail::close_shared_arena();
+  free_retired_windows();
   if (owns_mpi_) {
     int finalized = 0;
     MPI_Finalized(&finalized);

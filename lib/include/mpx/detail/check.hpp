@@ -13,9 +13,6 @@ namespace mpx::detail {
 /// World rank of this process, or -1 before mpx::Environment initialised MPI.
 int world_rank_or_minus_one() noexcept;
 
-/// Frees an object's communicator when the Environment ends (see environment.cpp for why).
-void retire_communicator(MPI_Comm comm) noexcept;
-
 /// "mpx: rank R: <object>.<operation>: " — the prefix of every mpx error message.
 std::string where(std::string_view object, std::string_view operation);
 
