@@ -605,10 +605,10 @@ TEST(Pool, LongChunksOfStringsPairsAndNonContiguousInputs) {
     for (const auto& w : words) right = right && out[i++] == w + "!";
     EXPECT_TRUE(right);
     // A filtered view: an input range of unknown size.
-    const auto evens = pool.map(
-        function_square,
-        std::views::iota(0, 40000) | std::views::filter([](int x) { return x % 2 == 0; }),
-        {.chunksize = 7000});
+    const auto evens =
+        pool.map(function_square,
+                 std::views::iota(0, 40000) | std::views::filter([](int x) { return x % 2 == 0; }),
+                 {.chunksize = 7000});
     ASSERT_EQ(evens.size(), 20000u);
     right = true;
     for (std::size_t k = 0; k < evens.size(); ++k)
@@ -620,7 +620,8 @@ TEST(Pool, LongChunksOfStringsPairsAndNonContiguousInputs) {
     const auto sums = pool.starmap([](int a, int b) { return a + b; }, pairs, {.chunksize = 6000});
     ASSERT_EQ(sums.size(), pairs.size());
     right = true;
-    for (std::size_t k = 0; k < sums.size(); ++k) right = right && sums[k] == 3 * static_cast<int>(k);
+    for (std::size_t k = 0; k < sums.size(); ++k)
+      right = right && sums[k] == 3 * static_cast<int>(k);
     EXPECT_TRUE(right);
     // imap of long strings in long chunks, in order
     std::size_t n = 0;
@@ -656,7 +657,8 @@ TEST(Pool, IotaInputsAreReadChunkByChunk) {
     const auto out = pool.map(f_plus_ten, std::views::iota(5, 200005), {.chunksize = 30000});
     ASSERT_EQ(out.size(), 200000u);
     bool right = true;
-    for (std::size_t i = 0; i < out.size(); ++i) right = right && out[i] == static_cast<int>(i) + 15;
+    for (std::size_t i = 0; i < out.size(); ++i)
+      right = right && out[i] == static_cast<int>(i) + 15;
     EXPECT_TRUE(right);
     const auto wide = pool.map([](long long x) { return x * 3; },
                                std::views::iota(4'000'000'000LL, 4'000'010'000LL));

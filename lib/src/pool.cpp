@@ -250,9 +250,9 @@ MPI_Request post_receive(const Communicator& comm, void* data, std::size_t bytes
                          int tag) {
   const ByteType type(bytes);
   MPI_Request request = MPI_REQUEST_NULL;
-  MPX_CHECK_MPI(MPI_Irecv(data, type.count(), type.type(), source, wtag(tag), comm.native(),
-                          &request),
-                comm.name(), "receive");
+  MPX_CHECK_MPI(
+      MPI_Irecv(data, type.count(), type.type(), source, wtag(tag), comm.native(), &request),
+      comm.name(), "receive");
   return request;
 }
 
@@ -301,8 +301,8 @@ std::string demangle(const char* name) {
   return out;
 }
 
-/// Runs one whole task message (head, state, arguments; no bulk flag) and writes the result message into `out` (its capacity is
-/// reused); never throws for task errors.
+/// Runs one whole task message (head, state, arguments; no bulk flag) and writes the result message
+/// into `out` (its capacity is reused); never throws for task errors.
 void execute_chunk(std::span<const char> task, int rank, Bytes& out) {
   out.resize(sizeof(ResultHead));
   ResultHead result;
@@ -452,8 +452,8 @@ class PoolDriver final : public PoolCore, public Service {
       result_slots_.resize(std::max<std::size_t>(4, 2 * active_ + 2));
       for (auto& slot : result_slots_) {
         slot.buffer.resize(inline_bytes);
-        slot.request = post_receive(comm_, slot.buffer.data(), inline_bytes, MPI_ANY_SOURCE,
-                                    result_tag);
+        slot.request =
+            post_receive(comm_, slot.buffer.data(), inline_bytes, MPI_ANY_SOURCE, result_tag);
       }
     }
     ProgressEngine::instance().attach(*this);
@@ -603,8 +603,8 @@ class PoolDriver final : public PoolCore, public Service {
     MPI_Request request = MPI_REQUEST_NULL;
     int worker = 0;
     ResultHead head;
-    Bytes buffer;                    // [item count][bulk], or empty when received in place
-    std::shared_ptr<JobCore> job;    // set when received straight into the job's output
+    Bytes buffer;                  // [item count][bulk], or empty when received in place
+    std::shared_ptr<JobCore> job;  // set when received straight into the job's output
     std::uint64_t items = 0;
   };
   /// A task on its way to a worker.
@@ -721,8 +721,8 @@ class PoolDriver final : public PoolCore, public Service {
         std::memcpy(&word, slot.buffer.data() + sizeof(ResultHead) + sizeof bulk, sizeof word);
         receive_bulk(w, head, bulk, word);
       }
-      slot.request = post_receive(comm_, slot.buffer.data(), inline_bytes, MPI_ANY_SOURCE,
-                                  result_tag);
+      slot.request =
+          post_receive(comm_, slot.buffer.data(), inline_bytes, MPI_ANY_SOURCE, result_tag);
       result_next_ = (result_next_ + 1) % result_slots_.size();
       worked = true;
     }
@@ -798,9 +798,8 @@ class PoolDriver final : public PoolCore, public Service {
   }
 
   /// A result whose items were received straight into the job's output.
-  void deliver_in_place(WorkerState& w, const ResultHead& head,
-                        const std::shared_ptr<JobCore>& job, std::uint64_t items,
-                        Deferred& later) {
+  void deliver_in_place(WorkerState& w, const ResultHead& head, const std::shared_ptr<JobCore>& job,
+                        std::uint64_t items, Deferred& later) {
     ++w.results;
     if (!jobs_.count(head.job)) return;  // the job was terminated
     ++job->returned;
@@ -1092,7 +1091,7 @@ class PoolDriver final : public PoolCore, public Service {
   std::deque<std::shared_ptr<JobCore>> queue_;
   std::unordered_map<std::uint64_t, std::shared_ptr<JobCore>> jobs_;
   std::uint64_t next_job_ = 1;
-  double chunk_seconds_ = -1;  // running average of how long a chunk runs; -1: unknown
+  double chunk_seconds_ = -1;       // running average of how long a chunk runs; -1: unknown
   std::deque<Future<void>> sends_;  // stop messages
   std::vector<Slot> result_slots_;
   std::size_t result_next_ = 0;
@@ -1213,8 +1212,7 @@ void serve_tasks(const Communicator& comm, int driver) {
     head.state_bytes &= ~bulk_flag;
     write_head(long_task.data(), head);
     std::memcpy(long_task.data() + sizeof(TaskHead), s.buffer.data() + first, bytes - first);
-    MPI_Request r =
-        post_receive(comm, long_task.data() + front, bulk, driver, task_bulk_tag);
+    MPI_Request r = post_receive(comm, long_task.data() + front, bulk, driver, task_bulk_tag);
     comm.wait_transfer(r, bulk, "receive", driver);
     return long_task;
   };

@@ -121,7 +121,7 @@ struct JobCore {
   std::uint64_t produced = 0;  // chunks created so far (their indices are 0..produced-1)
   std::uint64_t returned = 0;  // chunks whose result or error came back
   bool input_done = false;
-  bool failed = false;  // stop sending this job's chunks
+  bool failed = false;              // stop sending this job's chunks
   std::uint64_t views_pending = 0;  // sends from the job's own input not yet complete
   std::exception_ptr held_error;    // a failure reported once views_pending is 0
   std::uint64_t items_done = 0;
@@ -540,8 +540,8 @@ struct SpanInput {
     if constexpr (trivially_sendable<Item>) {
       if (view) {  // sent straight from the input, no copy
         put_raw(args, static_cast<std::uint64_t>(n));
-        *view = std::span<const char>(reinterpret_cast<const char*>(part.data()),
-                                      part.size_bytes());
+        *view =
+            std::span<const char>(reinterpret_cast<const char*>(part.data()), part.size_bytes());
         return;
       }
     }
@@ -628,8 +628,8 @@ auto Pool::submit_map(const char* operation, F f, Input input, MapOptions option
   const std::size_t chunk =
       options.chunksize ? options.chunksize : detail::auto_chunksize(total, core_->workers());
   auto cursor = std::make_shared<std::size_t>(0);
-  job->generate = [input = std::move(input), total, chunk, cursor](
-                      std::vector<char>& args, std::span<const char>* view) {
+  job->generate = [input = std::move(input), total, chunk, cursor](std::vector<char>& args,
+                                                                   std::span<const char>* view) {
     if (*cursor >= total) return false;
     const std::size_t n = std::min(chunk, total - *cursor);
     input.put(args, *cursor, n, view);
@@ -709,9 +709,9 @@ auto Pool::map_now(const char* operation, F f, Range&& inputs, MapOptions option
                                      nullptr)
         .take();
   } else if constexpr (detail::is_integer_iota<std::remove_cvref_t<Range>>::value) {
-    return submit_map<Star, F, Item>(
-        operation, std::move(f), detail::IotaInput<Item, std::remove_cvref_t<Range>>{inputs},
-        options, nullptr, nullptr)
+    return submit_map<Star, F, Item>(operation, std::move(f),
+                                     detail::IotaInput<Item, std::remove_cvref_t<Range>>{inputs},
+                                     options, nullptr, nullptr)
         .take();
   } else {
     auto owned = detail::materialize(std::forward<Range>(inputs));
@@ -816,9 +816,9 @@ auto Pool::map_async(F f, Range&& inputs, MapOptions options, Callback callback,
   require_driver("map_async");
   using Item = std::remove_cvref_t<std::ranges::range_value_t<Range>>;
   if constexpr (detail::is_integer_iota<std::remove_cvref_t<Range>>::value) {
-    return submit_map<false, F, Item>(
-        "map_async", std::move(f), detail::IotaInput<Item, std::remove_cvref_t<Range>>{inputs},
-        options, std::move(callback), std::move(error_callback));
+    return submit_map<false, F, Item>("map_async", std::move(f),
+                                      detail::IotaInput<Item, std::remove_cvref_t<Range>>{inputs},
+                                      options, std::move(callback), std::move(error_callback));
   } else {
     auto owned = detail::materialize(std::forward<Range>(inputs));  // Python's list(iterable)
     const std::span<const Item> items(*owned);
