@@ -680,7 +680,7 @@ TEST(BadInputCreate, OnARankOutsideTheCommunicator) {
   for (const auto& c : creators()) {
     if (rank() == 0)
       EXPECT_MPX_ERROR(mpx::UsageError, c.create(others), c.kind, "create",
-                       "not a member of the communicator");
+                       "not a member of others");
     else
       c.create(others);  // the members create it as usual
   }

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "mpx/detail/check.hpp"
+#include "mpx/detail/creation.hpp"
 #include "mpx/detail/progress.hpp"
 #include "mpx/environment.hpp"
 
@@ -76,11 +77,6 @@ std::string next_object_name(std::string_view type) {
 std::vector<std::vector<std::int64_t>> gather_creation(const Communicator& comm,
                                                        std::string_view object,
                                                        const std::vector<std::int64_t>& params) {
-  if (comm.is_null())
-    fail(object, "create",
-         "this rank is not a member of the communicator (it is a null communicator: split() "
-         "gave this rank a negative colour); create the object only on the ranks of its "
-         "communicator");
   // The record: the kind ("Lock"), a zero byte, the parameters. Records of different sizes
   // (another kind of mpx object doing its own collective here) are caught as well.
   const std::string_view kind = object.substr(0, object.find('#'));
@@ -88,7 +84,9 @@ std::vector<std::vector<std::int64_t>> gather_creation(const Communicator& comm,
   mine.push_back('\0');
   const auto* bytes = reinterpret_cast<const char*>(params.data());
   mine.insert(mine.end(), bytes, bytes + params.size() * sizeof(std::int64_t));
-  const auto all = comm.allgather(mine);
+  // A rank creating a Pipe or Queue here gathers another type: gather_parameters turns
+  // that TypeMismatch into the same UsageError the other side gets.
+  const auto all = gather_parameters(comm, mine, std::string(object));
   std::vector<std::vector<std::int64_t>> out(all.size());
   for (std::size_t r = 0; r < all.size(); ++r) {
     const auto& record = all[r];

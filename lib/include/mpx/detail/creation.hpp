@@ -1,5 +1,6 @@
-// mpx/detail/creation.hpp: the collective parameter check of Pipe, Queue and ProcessSlots at
-// creation (the objects of lock.hpp ... list.hpp use gather_creation of detail/sync_core.hpp).
+// mpx/detail/creation.hpp: the collective parameter check every object runs at creation
+// (Pipe, Queue and ProcessSlots directly; the objects of lock.hpp ... list.hpp through
+// gather_creation of detail/sync_core.hpp, which adds the kind of object to the record).
 #pragma once
 
 #include <string>
