@@ -143,6 +143,10 @@ TEST(BadInputLock, NegativeTimeouts) {
                      "timeout must not be negative");
     EXPECT_MPX_ERROR(mpx::UsageError, (void)l->try_lock_for(-5ms), l->name(), "acquire",
                      "timeout must not be negative");
+    // A NaN timeout is no duration at all (it compares false with everything).
+    const std::chrono::duration<double> nan(std::numeric_limits<double>::quiet_NaN());
+    EXPECT_MPX_ERROR(mpx::UsageError, (void)l->acquire(true, nan), l->name(), "acquire",
+                     "timeout must not be negative");
     // A deadline in the past is not an error: it is a non-blocking attempt.
     world().barrier();
     if (rank() == 0) {

@@ -80,7 +80,7 @@ void reject_negative_timeout(std::string_view object, std::string_view operation
 template <class Rep, class Period>
 Clock::time_point deadline_after(std::chrono::duration<Rep, Period> timeout, std::string_view object,
                                  std::string_view operation) {
-  if (timeout < timeout.zero()) reject_negative_timeout(object, operation);
+  if (!(timeout >= timeout.zero())) reject_negative_timeout(object, operation);  // also NaN
   const auto now = Clock::now();
   if (timeout >= std::chrono::duration_cast<std::chrono::duration<Rep, Period>>(
                      std::chrono::hours(24 * 365 * 100)))
