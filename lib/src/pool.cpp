@@ -115,7 +115,9 @@ std::uint32_t function_index(void (*fn)(), std::string_view type, std::string_vi
     for (std::size_t i = 0; i < v.size(); ++i)
       if (v[i].fn == fn) return static_cast<std::uint32_t>(i);
   }
-  fail("Pool", operation,
+  // Process targets come here too (operation "Process"): name the right object.
+  const bool process = operation == "Process";
+  fail(process ? "Process" : "Pool", process ? "create" : operation,
        "the function (of type " + std::string(type) +
            ") is not registered. Functions reach other ranks by registry index, never by "
            "address: write MPX_REGISTER(name_of_the_function); at namespace scope next to its "
@@ -1361,11 +1363,13 @@ Pool Pool::start(const PoolOptions& options, const Communicator& comm,
                  std::function<void(std::span<const char>)> initializer,
                  std::vector<char> initargs) {
   const std::string name = "Pool#" + std::to_string(++detail::g_pool_count);
-  comm.check_rank(options.driver, "Pool.serve(driver)");
-  if (options.processes < 0)
-    detail::fail(name, "serve", "processes must be >= 0 (0 means every rank but the driver)");
-
-  // Same program and same options everywhere, or every rank fails together.
+  // Same program and same options everywhere, or every rank fails together. The options are
+  // validated only after every rank compared them, so a bad option on one rank fails every
+  // rank instead of leaving the others waiting in the allgather.
+  if (comm.is_null())
+    detail::fail(name, "serve",
+                 "this rank is not a member of " + comm.name() +
+                     " (split() gave it a null communicator); serve a pool only on its ranks");
   detail::ProgramId mine;
   std::tie(mine.exe_hash, mine.exe_size) = detail::exe_identity();
   mine.registry = detail::registry_fingerprint();
@@ -1395,6 +1399,14 @@ Pool Pool::start(const PoolOptions& options, const Communicator& comm,
                        (b.has_initializer ? ", an initializer" : ", no initializer") +
                        "; every rank must call serve() with the same options");
   }
+  if (options.driver < 0 || options.driver >= comm.size())
+    detail::fail(name, "serve",
+                 "driver " + std::to_string(options.driver) + " is out of range: " + comm.name() +
+                     " has " + std::to_string(comm.size()) + " rank(s), numbered 0.." +
+                     std::to_string(comm.size() - 1) +
+                     "; check the rank you pass, and the -n of mpiexec");
+  if (options.processes < 0)
+    detail::fail(name, "serve", "processes must be >= 0 (0 means every rank but the driver)");
 
   Communicator own = comm.duplicate(name);
   const int me = own.rank();

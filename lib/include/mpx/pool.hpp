@@ -942,7 +942,9 @@ void IMapIterator<R>::feed() {
 
 template <class R>
 std::optional<R> IMapIterator<R>::next_until(detail::Clock::time_point deadline) {
-  if (!state_) detail::fail(name_, "next", "this IMapIterator was moved from");
+  if (!state_)
+    detail::fail(name_.empty() ? "IMapIterator" : name_, "next",
+                 "this IMapIterator was moved from; use the iterator it was moved to");
   if (position_ < current_.size()) return std::move(current_[position_++]);
   for (;;) {
     std::exception_ptr error;
