@@ -126,20 +126,18 @@ class Retirement final : public Service {
       if (MPI_Isend(&e.id, 1, MPI_UINT64_T, world, notice_tag, channel_, &request) == MPI_SUCCESS)
         e.sends.push_back(request);
     }
-    if (!attached_ && !ProgressEngine::instance().on_engine_thread()) {
-      attached_ = true;
-      attach_pending_ = true;
-    }
     return true;
   }
 
-  // Called by retire_communicator after retire(), without mutex_ held.
+  // Called by retire_communicator after retire(), without mutex_ held (attach takes the
+  // engine's lock, which the engine holds while it calls progress()). On the engine thread
+  // itself attaching would deadlock: the next retirement from another thread attaches.
   void ensure_attached() {
     bool attach = false;
-    {
+    if (!ProgressEngine::instance().on_engine_thread()) {
       std::lock_guard lock(mutex_);
-      attach = attach_pending_;
-      attach_pending_ = false;
+      attach = !attached_;
+      attached_ = true;
     }
     if (attach) ProgressEngine::instance().attach(*this);
     ProgressEngine::instance().wake();
@@ -151,7 +149,6 @@ class Retirement final : public Service {
       std::lock_guard lock(mutex_);
       was_attached = attached_;
       attached_ = false;
-      attach_pending_ = false;
     }
     if (was_attached) ProgressEngine::instance().detach(*this);
     std::lock_guard lock(mutex_);
@@ -243,7 +240,6 @@ class Retirement final : public Service {
   std::list<Retired> retired_;  // a list: the send buffers inside must not move
   std::map<std::uint64_t, std::vector<int>> notices_;  // id -> world ranks that retired it
   bool attached_ = false;
-  bool attach_pending_ = false;
 
  public:
   // Receives and drops every message still queued on `comm` (all of them arrived: see the

@@ -227,7 +227,7 @@ std::unique_ptr<SharedSegment> SharedSegment::create(const Communicator& comm, s
     std::atomic_thread_fence(std::memory_order_seq_cst);
     if (at != none)
       return std::unique_ptr<SharedSegment>(
-          new SharedSegment(MPI_WIN_NULL, block_at(at) + 1, bytes, at));
+          new SharedSegment(block_at(at) + 1, bytes, at));
   }
   // Too large for the arena (or it is full): a window of its own, freed when the
   // Environment ends.
@@ -250,7 +250,7 @@ std::unique_ptr<SharedSegment> SharedSegment::create(const Communicator& comm, s
   MPX_CHECK_MPI(MPI_Win_shared_query(win, 0, &size, &unit, &base), object, "create");
   if (comm.rank() == 0 && bytes > 0) std::memset(base, 0, bytes);
   comm.barrier();  // nobody uses the block before it is zeroed
-  return std::unique_ptr<SharedSegment>(new SharedSegment(win, base, bytes, none));
+  return std::unique_ptr<SharedSegment>(new SharedSegment(base, bytes, none));
 }
 
 SharedSegment::~SharedSegment() {

@@ -47,9 +47,8 @@ class SharedSegment {
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
 
  private:
-  SharedSegment(MPI_Win win, void* data, std::size_t size, std::uint64_t block)
-      : win_(win), data_(data), size_(size), block_(block) {}
-  MPI_Win win_;          // MPI_WIN_NULL for a block of the arena
+  SharedSegment(void* data, std::size_t size, std::uint64_t block)
+      : data_(data), size_(size), block_(block) {}
   void* data_;
   std::size_t size_;
   std::uint64_t block_;  // offset of the arena block, or ~0 for a window of its own
