@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "mpx/detail/check.hpp"
+#include "mpx/detail/demangle.hpp"
 
 namespace mpx::detail {
 
@@ -50,20 +51,13 @@ std::string rank_text() {
 std::terminate_handler g_previous_handler = nullptr;
 std::atomic<bool> g_terminating{false};
 
-std::string demangled(const char* name) {
-  int status = 0;
-  std::unique_ptr<char, void (*)(void*)> text(abi::__cxa_demangle(name, nullptr, nullptr, &status),
-                                              std::free);
-  return status == 0 && text ? std::string(text.get()) : std::string(name);
-}
-
 [[noreturn]] void on_terminate() noexcept {
   if (g_terminating.exchange(true)) std::abort();  // terminate while reporting: give up
   std::string what = "std::terminate was called without an active exception";
   try {
     if (const auto error = std::current_exception()) {
       const std::type_info* type = abi::__cxa_current_exception_type();
-      what = "uncaught exception " + (type ? demangled(type->name()) : std::string("?"));
+      what = "uncaught exception " + (type ? demangle(type->name()) : std::string("?"));
       try {
         std::rethrow_exception(error);
       } catch (const std::exception& e) {

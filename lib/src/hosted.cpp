@@ -1,6 +1,5 @@
 #include "mpx/detail/hosted.hpp"
 
-#include <cxxabi.h>
 #include <mpi.h>
 
 #include <cstdio>
@@ -9,6 +8,7 @@
 #include <typeinfo>
 
 #include "mpx/detail/check.hpp"
+#include "mpx/detail/demangle.hpp"
 #include "mpx/detail/wait.hpp"
 #include "mpx/environment.hpp"
 
@@ -19,14 +19,6 @@ namespace {
 constexpr char status_ok = 0;
 constexpr char status_exception = 1;
 
-std::string demangled(const char* name) {
-  int rc = 0;
-  char* text = abi::__cxa_demangle(name, nullptr, nullptr, &rc);
-  std::string out = rc == 0 && text ? text : name;
-  std::free(text);
-  return out;
-}
-
 // Runs the handler; an exception becomes an error reply "type\0message".
 void run_handler(const HostedState::Handler& handler, std::span<const char> request,
                  std::vector<char>& reply) {
@@ -35,7 +27,7 @@ void run_handler(const HostedState::Handler& handler, std::span<const char> requ
     handler(request, reply);
   } catch (const std::exception& e) {
     reply.assign(1, status_exception);
-    const std::string type = demangled(typeid(e).name());
+    const std::string type = demangle(typeid(e).name());
     reply.insert(reply.end(), type.begin(), type.end());
     reply.push_back('\0');
     const std::string_view what = e.what();

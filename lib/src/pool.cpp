@@ -21,6 +21,7 @@
 #include <typeinfo>
 #include <unordered_map>
 
+#include "mpx/detail/demangle.hpp"
 #include "mpx/detail/check.hpp"
 #include "mpx/detail/progress.hpp"
 #include "mpx/environment.hpp"
@@ -293,14 +294,6 @@ std::optional<Bytes> try_receive(const Communicator& comm, int source, int tag,
   if (!found) return std::nullopt;
   if (from) *from = status.MPI_SOURCE;
   return receive_matched<Bytes>(comm, message, status, "receive");
-}
-
-std::string demangle(const char* name) {
-  int status = 0;
-  char* d = abi::__cxa_demangle(name, nullptr, nullptr, &status);
-  std::string out = (status == 0 && d) ? d : name;
-  std::free(d);
-  return out;
 }
 
 /// Runs one whole task message (head, state, arguments; no bulk flag) and writes the result message

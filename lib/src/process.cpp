@@ -16,6 +16,7 @@
 #include <typeinfo>
 #include <unordered_map>
 
+#include "mpx/detail/demangle.hpp"
 #include "mpx/detail/check.hpp"
 #include "mpx/detail/creation.hpp"
 #include "mpx/detail/progress.hpp"
@@ -73,14 +74,6 @@ std::unordered_map<std::type_index, SubclassEntry>& subclasses() {
 struct NoTarget {
   void operator()() const {}
 };
-
-std::string demangle(const char* mangled) {
-  int status = 0;
-  char* text = abi::__cxa_demangle(mangled, nullptr, nullptr, &status);
-  std::string out = status == 0 && text ? text : mangled;
-  std::free(text);
-  return out;
-}
 
 /// "MyProcess" for "ns::(anonymous namespace)::MyProcess".
 std::string short_type_name(const std::type_info& type) {
