@@ -1,6 +1,5 @@
 #include "mpx/process.hpp"
 
-#include <cxxabi.h>
 #include <unistd.h>
 
 #include <algorithm>
