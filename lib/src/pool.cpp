@@ -21,8 +21,8 @@
 #include <typeinfo>
 #include <unordered_map>
 
-#include "mpx/detail/demangle.hpp"
 #include "mpx/detail/check.hpp"
+#include "mpx/detail/demangle.hpp"
 #include "mpx/detail/progress.hpp"
 #include "mpx/environment.hpp"
 
@@ -319,8 +319,7 @@ void execute_chunk(std::span<const char> task, int rank, Bytes& out) {
     message = e.what();
     result.flags = 1;
   } catch (...) {
-    const std::type_info* t = abi::__cxa_current_exception_type();
-    type = t ? demangle(t->name()) : std::string("unknown exception");
+    type = current_exception_type();
     message = "(an exception that is not derived from std::exception)";
     result.flags = 1;
   }

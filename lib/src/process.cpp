@@ -15,9 +15,9 @@
 #include <typeinfo>
 #include <unordered_map>
 
-#include "mpx/detail/demangle.hpp"
 #include "mpx/detail/check.hpp"
 #include "mpx/detail/creation.hpp"
+#include "mpx/detail/demangle.hpp"
 #include "mpx/detail/progress.hpp"
 
 namespace mpx {

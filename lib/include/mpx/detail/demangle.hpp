@@ -2,16 +2,12 @@
 #pragma once
 
 #include <string>
-#include <typeinfo>
 
 namespace mpx::detail {
 
 /// The demangled form of a mangled type name ("std::out_of_range" for "St12out_of_range");
 /// the name itself when it cannot be demangled (local).
 std::string demangle(const char* mangled);
-
-/// The demangled name of `type` (local).
-inline std::string demangle(const std::type_info& type) { return demangle(type.name()); }
 
 /// The demangled type of the exception being handled, or "unknown exception" outside a
 /// handler or for a foreign exception (local).
